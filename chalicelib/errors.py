@@ -1,0 +1,27 @@
+"""The project's error tree: every adapter translates outside failures into these."""
+
+from __future__ import annotations
+
+
+class GatehouseError(Exception):
+    """Base of every error Gatehouse raises on purpose."""
+
+
+class ConfigurationError(GatehouseError):
+    """A setting, the stage configuration or a rule document is missing or invalid."""
+
+
+class EventParseError(GatehouseError):
+    """An event does not have the shape Gatehouse expects."""
+
+
+class AccessRoleUnavailableError(GatehouseError):
+    """No access role in a member account could be assumed (yet): the platform should retry later."""
+
+
+class AwsError(GatehouseError):
+    """An AWS call failed; carries the service error code when there is one."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
