@@ -1,0 +1,51 @@
+"""Notifications to ops: one message that reads well in an email and parses well in a queue."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+SUBJECT_MAX = 100  # SNS rejects longer subjects
+
+
+@dataclass(frozen=True)
+class Notification:
+    """`text` is for people, `body` for machines, `attributes` for SNS subscription filter policies."""
+
+    subject: str
+    text: str
+    body: dict[str, Any]
+    attributes: dict[str, str] = field(default_factory=dict)
+
+    def sns_message(self) -> str:
+        """The `Message` for `MessageStructure=json`: humans get text, machine protocols get JSON."""
+        machine = json.dumps(self.body, sort_keys=True, default=str)
+        return json.dumps(
+            {
+                "default": self.text,
+                "email": self.text,
+                "sqs": machine,
+                "lambda": machine,
+                "http": machine,
+                "https": machine,
+            }
+        )
+
+    def sns_subject(self) -> str:
+        subject = " ".join(self.subject.split())  # SNS subjects must not hold newlines
+        return subject if len(subject) <= SUBJECT_MAX else subject[: SUBJECT_MAX - 1] + "…"
+
+
+class Notifier(Protocol):
+    def publish(self, notification: Notification) -> None: ...
+
+
+class MemoryNotifier:
+    """In-memory notifier for tests and dry runs."""
+
+    def __init__(self) -> None:
+        self.sent: list[Notification] = []
+
+    def publish(self, notification: Notification) -> None:
+        self.sent.append(notification)
