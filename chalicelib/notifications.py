@@ -33,8 +33,9 @@ class Notification:
         )
 
     def sns_subject(self) -> str:
-        subject = " ".join(self.subject.split())  # SNS subjects must not hold newlines
-        return subject if len(subject) <= SUBJECT_MAX else subject[: SUBJECT_MAX - 1] + "…"
+        # SNS subjects are printable ASCII, one line, under 100 characters.
+        subject = " ".join(self.subject.encode("ascii", "replace").decode("ascii").split())
+        return subject if len(subject) < SUBJECT_MAX else subject[: SUBJECT_MAX - 4] + "..."
 
 
 class Notifier(Protocol):
