@@ -1,0 +1,248 @@
+"""EventBridge events about accounts, parsed at the edge into typed models (raw dicts stop here)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from chalicelib.errors import EventParseError
+
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+REDACTED = "****"
+
+# Event names Gatehouse onboards on, and those it offboards on.
+ARRIVAL_EVENTS = ("CreateAccountResult", "CreateManagedAccount", "UpdateManagedAccount", "AccountJoinedOrganization")
+DEPARTURE_EVENTS = (
+    "CloseAccountResult",
+    "CloseAccount",
+    "RemoveAccountFromOrganization",
+    "AccountDepartedOrganization",
+    "MoveAccount",
+)
+
+# EventBridge patterns; the deployed rules and the pattern tests use these very objects.
+ARRIVAL_PATTERNS: dict[str, dict[str, Any]] = {
+    "organizations": {
+        "source": ["aws.organizations"],
+        "detail": {"eventName": ["CreateAccountResult", "AccountJoinedOrganization"]},
+    },
+    "controltower": {
+        "source": ["aws.controltower"],
+        "detail-type": ["AWS Service Event via CloudTrail"],
+        "detail": {"eventName": ["CreateManagedAccount", "UpdateManagedAccount"]},
+    },
+}
+DEPARTURE_PATTERN: dict[str, Any] = {
+    "source": ["aws.organizations"],
+    "detail": {"eventName": list(DEPARTURE_EVENTS)},
+}
+
+Kind = Literal[
+    "CreateAccountResult",
+    "CreateManagedAccount",
+    "UpdateManagedAccount",
+    "AccountJoinedOrganization",
+]
+TIMESTAMP_FORMATS = (
+    "%b %d, %Y %I:%M:%S %p",  # Organizations: "Sep 16, 2020 9:20:50 PM"
+    "%Y-%m-%dT%H:%M:%S%z",  # Control Tower: "2019-11-15T11:45:18+0000"
+    "%Y-%m-%dT%H:%M:%S.%f%z",
+)
+
+
+@dataclass(frozen=True)
+class AccountArrival:
+    """An account was created in, vended into, updated in or joined the Organization."""
+
+    event_id: str
+    kind: Kind
+    state: str  # SUCCEEDED | FAILED | IN_PROGRESS, or SUCCEEDED for a join
+    account_id: str | None  # absent on a failed creation
+    account_name: str | None  # None when redacted ("****") or absent: look it up in Organizations
+    ou_id: str | None
+    failure_reason: str | None
+    event_time: datetime | None
+    completed_at: datetime | None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state == "SUCCEEDED"
+
+
+@dataclass(frozen=True)
+class AccountDeparture:
+    """An account left the Organization, was closed, or moved between OUs."""
+
+    event_id: str
+    kind: str
+    account_id: str
+    state: str  # SUCCEEDED | FAILED, or SUCCEEDED for API-call events
+    source_parent_id: str | None = None
+    destination_parent_id: str | None = None
+    event_time: datetime | None = None
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """Tolerates the formats AWS actually sends; anything else becomes None rather than an error."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = value / 1000 if value > 10**11 else value
+        return datetime.fromtimestamp(seconds, UTC)
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        parsed = None
+        for fmt in TIMESTAMP_FORMATS:
+            try:
+                parsed = datetime.strptime(text, fmt)
+                break
+            except ValueError:
+                continue
+    if parsed is None:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _envelope(raw: Any) -> tuple[str, dict[str, Any], str]:
+    if not isinstance(raw, dict):
+        raise EventParseError(f"an event must be a JSON object, got {type(raw).__name__}")
+    detail = raw.get("detail")
+    if not isinstance(detail, dict):
+        raise EventParseError("the event has no 'detail' object: is this an EventBridge event?")
+    name = detail.get("eventName")
+    if not isinstance(name, str) or not name:
+        raise EventParseError("the event has no 'detail.eventName'")
+    event_id = str(raw.get("id") or detail.get("eventID") or "unknown")
+    return event_id, detail, name
+
+
+def _account_id(value: Any, where: str) -> str:
+    text = str(value).strip() if value is not None else ""
+    if not ACCOUNT_ID.match(text):
+        raise EventParseError(f"{where} is {value!r}, not a 12-digit AWS account ID")
+    return text
+
+
+def _find_account_id(*candidates: Any) -> Any:
+    """The first `accountId` in the given objects, searched one nesting level deep."""
+    for candidate in candidates:
+        if not isinstance(candidate, dict):
+            continue
+        if "accountId" in candidate:
+            return candidate["accountId"]
+        for nested in candidate.values():
+            if isinstance(nested, dict) and "accountId" in nested:
+                return nested["accountId"]
+    return None
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _name(value: Any) -> str | None:
+    if not isinstance(value, str) or not value.strip() or value.strip() == REDACTED:
+        return None
+    return value.strip()
+
+
+def parse_arrival(raw: Any) -> AccountArrival:
+    """Parse an arrival event; raises EventParseError naming what is wrong."""
+    event_id, detail, name = _envelope(raw)
+    if name not in ARRIVAL_EVENTS:
+        raise EventParseError(f"eventName {name!r} is not an account arrival ({', '.join(ARRIVAL_EVENTS)})")
+    details = _object(detail.get("serviceEventDetails"))
+    event_time = parse_timestamp(detail.get("eventTime")) or parse_timestamp(raw.get("time"))
+
+    if name == "CreateAccountResult":
+        status = details.get("createAccountStatus")
+        if not isinstance(status, dict):
+            raise EventParseError("CreateAccountResult without serviceEventDetails.createAccountStatus")
+        state = str(status.get("state") or "")
+        if state not in ("SUCCEEDED", "FAILED", "IN_PROGRESS"):
+            raise EventParseError(f"createAccountStatus.state is {status.get('state')!r}")
+        account_id = status.get("accountId")
+        return AccountArrival(
+            event_id=event_id,
+            kind="CreateAccountResult",
+            state=state,
+            account_id=_account_id(account_id, "createAccountStatus.accountId") if state == "SUCCEEDED" else None,
+            account_name=_name(status.get("accountName")),
+            ou_id=None,
+            failure_reason=status.get("failureReason"),
+            event_time=event_time,
+            completed_at=parse_timestamp(status.get("completedTimestamp")),
+        )
+
+    if name in ("CreateManagedAccount", "UpdateManagedAccount"):
+        key = "createManagedAccountStatus" if name == "CreateManagedAccount" else "updateManagedAccountStatus"
+        status = details.get(key)
+        if not isinstance(status, dict):
+            raise EventParseError(f"{name} without serviceEventDetails.{key}")
+        state = str(status.get("state") or "")
+        if state not in ("SUCCEEDED", "FAILED", "IN_PROGRESS"):
+            raise EventParseError(f"{key}.state is {status.get('state')!r}")
+        account = _object(status.get("account"))
+        ou = _object(status.get("organizationalUnit"))
+        account_id = account.get("accountId")
+        return AccountArrival(
+            event_id=event_id,
+            kind=name,  # type: ignore[arg-type]
+            state=state,
+            account_id=(
+                _account_id(account_id, f"{key}.account.accountId") if state == "SUCCEEDED" or account_id else None
+            ),
+            account_name=_name(account.get("accountName")),
+            ou_id=ou.get("organizationalUnitId") if isinstance(ou.get("organizationalUnitId"), str) else None,
+            failure_reason=status.get("message") if state == "FAILED" else None,
+            event_time=event_time,
+            completed_at=parse_timestamp(status.get("completedTimestamp")),
+        )
+
+    # AccountJoinedOrganization: the detail shape is not documented, so look where such events keep ids.
+    account_id = _find_account_id(details, detail.get("requestParameters"), detail.get("responseElements"), detail)
+    return AccountArrival(
+        event_id=event_id,
+        kind="AccountJoinedOrganization",
+        state="SUCCEEDED",
+        account_id=_account_id(account_id, "AccountJoinedOrganization accountId"),
+        account_name=None,
+        ou_id=None,
+        failure_reason=None,
+        event_time=event_time,
+        completed_at=None,
+    )
+
+
+def parse_departure(raw: Any) -> AccountDeparture:
+    """Parse a departure or move event; raises EventParseError naming what is wrong."""
+    event_id, detail, name = _envelope(raw)
+    if name not in DEPARTURE_EVENTS:
+        raise EventParseError(f"eventName {name!r} is not an account departure ({', '.join(DEPARTURE_EVENTS)})")
+    details = _object(detail.get("serviceEventDetails"))
+    params = _object(detail.get("requestParameters"))
+    event_time = parse_timestamp(detail.get("eventTime")) or parse_timestamp(raw.get("time"))
+    state = "SUCCEEDED"
+    if name == "CloseAccountResult":
+        status = details.get("closeAccountStatus")
+        if not isinstance(status, dict):
+            raise EventParseError("CloseAccountResult without serviceEventDetails.closeAccountStatus")
+        state = str(status.get("state") or "")
+        account_id = status.get("accountId")
+    else:
+        if detail.get("errorCode"):
+            state = "FAILED"  # an API call that AWS refused changed nothing
+        account_id = _find_account_id(params, details, detail.get("responseElements"), detail)
+    return AccountDeparture(
+        event_id=event_id,
+        kind=name,
+        account_id=_account_id(account_id, f"{name} accountId"),
+        state=state,
+        source_parent_id=params.get("sourceParentId"),
+        destination_parent_id=params.get("destinationParentId"),
+        event_time=event_time,
+    )

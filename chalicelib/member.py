@@ -1,0 +1,229 @@
+"""Member-account adapter: assume the access role, then read and shape the Cloudcraft role with IAM."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.aws import CLIENT_CONFIG, error_code, translate
+from chalicelib.clock import Clock
+from chalicelib.errors import AccessRoleUnavailableError
+from chalicelib.role import (
+    INLINE_POLICY_NAME,
+    MAX_SESSION_SECONDS,
+    OWNER_TAG,
+    OWNER_TAG_VALUE,
+    ROLE_DESCRIPTION,
+    ObservedRole,
+    RoleChange,
+    RoleSpec,
+)
+
+log = logging.getLogger("gatehouse.member")
+# A fresh account's access role refuses AssumeRole with AccessDenied for a while after creation.
+REFUSALS = frozenset({"AccessDenied", "AccessDeniedException"})
+SESSION_NAME = "gatehouse"
+CREDENTIAL_MARGIN_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class MemberSession:
+    account_id: str
+    access_role: str
+    session: boto3.session.Session
+    expires_at: datetime | None
+
+    def iam(self) -> MemberIam:
+        return MemberIam(self.session.client("iam", config=CLIENT_CONFIG), self.account_id)
+
+
+class MemberAccess:
+    """Assumes the first access role that works, with bounded jittered backoff, and caches the credentials."""
+
+    def __init__(
+        self,
+        sts_client: Any,
+        clock: Clock,
+        *,
+        region: str | None = None,
+        base_delay: float = 2.0,
+        max_delay: float = 15.0,
+        jitter: Callable[[float, float], float] = random.uniform,
+    ) -> None:
+        self._sts = sts_client
+        self._clock = clock
+        self._region = region
+        self._base_delay = base_delay
+        self._max_delay = max_delay
+        self._jitter = jitter
+        self._cache: dict[str, MemberSession] = {}
+        self._lock = threading.Lock()
+        self.assume_calls = 0
+
+    def session(self, account_id: str, role_names: Sequence[str], attempts: int) -> MemberSession:
+        """Credentials in `account_id`; raises AccessRoleUnavailableError when every name keeps refusing."""
+        with self._lock:
+            cached = self._cache.get(account_id)
+        if cached and (
+            cached.expires_at is None
+            or (cached.expires_at - self._clock.now()).total_seconds() > CREDENTIAL_MARGIN_SECONDS
+        ):
+            return cached
+        refusals: list[str] = []
+        for attempt in range(1, attempts + 1):
+            for role_name in role_names:
+                try:
+                    member = self._assume(account_id, role_name)
+                except ClientError as exc:
+                    if error_code(exc) not in REFUSALS:
+                        raise translate(exc, f"sts:AssumeRole {role_name} in {account_id}") from exc
+                    refusals.append(f"{role_name} (attempt {attempt})")
+                    continue
+                with self._lock:
+                    self._cache[account_id] = member
+                return member
+            if attempt < attempts:
+                ceiling = min(self._max_delay, self._base_delay * 2 ** (attempt - 1))
+                delay = self._jitter(ceiling / 2, ceiling)  # "equal jitter": never zero, never over the cap
+                log.info("access role refused in %s, retrying in %.1fs", account_id, delay)
+                self._clock.sleep(delay)
+        raise AccessRoleUnavailableError(
+            f"no access role could be assumed in {account_id} after {attempts} attempt(s) of "
+            f"{', '.join(role_names)}: a new account can refuse for minutes, so this will be retried; if it "
+            "persists, check the role names in settings.access_role_names and their trust policies"
+        )
+
+    def forget(self, account_id: str) -> None:
+        with self._lock:
+            self._cache.pop(account_id, None)
+
+    def _assume(self, account_id: str, role_name: str) -> MemberSession:
+        self.assume_calls += 1
+        response = self._sts.assume_role(
+            RoleArn=f"arn:aws:iam::{account_id}:role/{role_name}", RoleSessionName=SESSION_NAME
+        )
+        credentials = response["Credentials"]
+        session = boto3.session.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+            region_name=self._region,
+        )
+        expiration = credentials.get("Expiration")
+        return MemberSession(account_id, role_name, session, expiration if isinstance(expiration, datetime) else None)
+
+
+class MemberIam:
+    """IAM inside one member account, limited to the Cloudcraft role."""
+
+    def __init__(self, client: Any, account_id: str) -> None:
+        self._iam = client
+        self.account_id = account_id
+
+    def read_role(self, role_name: str, *, inline_documents: bool) -> ObservedRole | None:
+        """The role, its attached and inline policies, or None when it does not exist."""
+        try:
+            role = self._iam.get_role(RoleName=role_name)["Role"]
+            attached = [
+                policy["PolicyArn"]
+                for page in self._iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_name)
+                for policy in page["AttachedPolicies"]
+            ]
+            inline_names = [
+                name
+                for page in self._iam.get_paginator("list_role_policies").paginate(RoleName=role_name)
+                for name in page["PolicyNames"]
+            ]
+            inline: dict[str, dict[str, Any] | None] = dict.fromkeys(inline_names)
+            if inline_documents and INLINE_POLICY_NAME in inline:
+                document = self._iam.get_role_policy(RoleName=role_name, PolicyName=INLINE_POLICY_NAME)
+                inline[INLINE_POLICY_NAME] = _as_document(document["PolicyDocument"])
+        except ClientError as exc:
+            if error_code(exc) == "NoSuchEntity":
+                return None
+            raise translate(exc, f"iam read of role {role_name} in {self.account_id}") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, f"iam read of role {role_name} in {self.account_id}") from exc
+        return ObservedRole(
+            role_name=role_name,
+            trust_policy=_as_document(role.get("AssumeRolePolicyDocument") or {}),
+            max_session_seconds=int(role.get("MaxSessionDuration") or 3600),
+            managed_policy_arns=tuple(attached),
+            inline_policies=inline,
+            tags={tag["Key"]: tag["Value"] for tag in role.get("Tags", [])},
+        )
+
+    def apply(self, spec: RoleSpec, changes: Sequence[RoleChange]) -> None:
+        """Carry out planned changes, in order. Each is idempotent, so a re-run after a crash converges."""
+        name = spec.role_name
+        trust = json.dumps(spec.trust_policy())
+        owner_tag = [{"Key": OWNER_TAG, "Value": OWNER_TAG_VALUE}]
+        try:
+            for change in changes:
+                if change.kind == "create-role":
+                    self._iam.create_role(
+                        RoleName=name,
+                        AssumeRolePolicyDocument=trust,
+                        Description=ROLE_DESCRIPTION,
+                        MaxSessionDuration=MAX_SESSION_SECONDS,
+                        Tags=owner_tag,
+                    )
+                    for arn in spec.managed_policy_arns:
+                        self._iam.attach_role_policy(RoleName=name, PolicyArn=arn)
+                    if spec.inline_policy is not None:
+                        self._put_inline(spec)
+                elif change.kind == "update-trust":
+                    self._iam.update_assume_role_policy(RoleName=name, PolicyDocument=trust)
+                elif change.kind == "set-max-session":
+                    self._iam.update_role(RoleName=name, MaxSessionDuration=MAX_SESSION_SECONDS)
+                elif change.kind == "attach-policy":
+                    self._iam.attach_role_policy(RoleName=name, PolicyArn=change.detail)
+                elif change.kind == "detach-policy":
+                    self._iam.detach_role_policy(RoleName=name, PolicyArn=change.detail)
+                elif change.kind == "put-inline-policy":
+                    self._put_inline(spec)
+                elif change.kind == "delete-inline-policy":
+                    self._iam.delete_role_policy(RoleName=name, PolicyName=change.detail)
+                elif change.kind == "tag-owner":
+                    self._iam.tag_role(RoleName=name, Tags=owner_tag)
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"iam change of role {name} in {self.account_id}") from exc
+
+    def delete_role(self, observed: ObservedRole) -> None:
+        """Delete a role Gatehouse owns: policies first, as IAM requires."""
+        name = observed.role_name
+        try:
+            for arn in observed.managed_policy_arns:
+                self._iam.detach_role_policy(RoleName=name, PolicyArn=arn)
+            for policy_name in observed.inline_policies:
+                self._iam.delete_role_policy(RoleName=name, PolicyName=policy_name)
+            self._iam.delete_role(RoleName=name)
+        except ClientError as exc:
+            if error_code(exc) != "NoSuchEntity":
+                raise translate(exc, f"iam deletion of role {name} in {self.account_id}") from exc
+
+    def _put_inline(self, spec: RoleSpec) -> None:
+        self._iam.put_role_policy(
+            RoleName=spec.role_name, PolicyName=INLINE_POLICY_NAME, PolicyDocument=json.dumps(spec.inline_policy)
+        )
+
+
+def _as_document(value: Any) -> dict[str, Any]:
+    """botocore decodes policy documents into dicts; fall back for a string, just in case."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str):
+        from urllib.parse import unquote
+
+        parsed = json.loads(unquote(value))
+        return parsed if isinstance(parsed, dict) else {}
+    return {}

@@ -1,0 +1,89 @@
+"""Organizations adapter: who an account is, where it sits in the OU tree, and its tags."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.aws import error_code, translate
+from chalicelib.models import MemberAccount
+
+
+class OrganizationDirectory:
+    """Reads the Organization. OU names and parents are cached for the life of the instance (a container)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._ou_names: dict[str, str] = {}
+        self._parents: dict[str, str | None] = {}
+        self._lock = threading.Lock()
+
+    def describe(self, account_id: str) -> MemberAccount | None:
+        """The account with its OU chain and tags, or None when it is not a member of this Organization."""
+        try:
+            account = self._client.describe_account(AccountId=account_id)["Account"]
+        except ClientError as exc:
+            if error_code(exc) == "AccountNotFoundException":
+                return None
+            raise translate(exc, f"organizations:DescribeAccount {account_id}") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, f"organizations:DescribeAccount {account_id}") from exc
+        ou_chain = self._ou_chain(account_id)
+        return MemberAccount(
+            account_id=account_id,
+            name=str(account.get("Name") or account_id),
+            status=str(account.get("Status") or "ACTIVE"),
+            ou_ids=tuple(ou_id for ou_id, _ in ou_chain),
+            ou_path="/".join(name for _, name in ou_chain),
+            tags=self.tags(account_id),
+        )
+
+    def tags(self, resource_id: str) -> dict[str, str]:
+        tags: dict[str, str] = {}
+        try:
+            for page in self._client.get_paginator("list_tags_for_resource").paginate(ResourceId=resource_id):
+                tags.update({tag["Key"]: tag["Value"] for tag in page.get("Tags", [])})
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"organizations:ListTagsForResource {resource_id}") from exc
+        return tags
+
+    def _parent_of(self, child_id: str) -> str | None:
+        """The OU above `child_id`, or None when its parent is the root."""
+        with self._lock:
+            if child_id in self._parents:
+                return self._parents[child_id]
+        try:
+            parents = self._client.list_parents(ChildId=child_id)["Parents"]
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"organizations:ListParents {child_id}") from exc
+        parent = parents[0] if parents else None
+        parent_id = parent["Id"] if parent and parent.get("Type") == "ORGANIZATIONAL_UNIT" else None
+        if child_id.startswith("ou-"):  # accounts move; OUs almost never do, so only those are cached
+            with self._lock:
+                self._parents[child_id] = parent_id
+        return parent_id
+
+    def _ou_name(self, ou_id: str) -> str:
+        with self._lock:
+            if ou_id in self._ou_names:
+                return self._ou_names[ou_id]
+        try:
+            unit = self._client.describe_organizational_unit(OrganizationalUnitId=ou_id)["OrganizationalUnit"]
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"organizations:DescribeOrganizationalUnit {ou_id}") from exc
+        name = str(unit.get("Name") or ou_id)
+        with self._lock:
+            self._ou_names[ou_id] = name
+        return name
+
+    def _ou_chain(self, account_id: str) -> list[tuple[str, str]]:
+        """(id, name) of each OU from the root down to the account's parent."""
+        chain: list[tuple[str, str]] = []
+        current = self._parent_of(account_id)
+        while current is not None and len(chain) < 10:  # Organizations allows five levels of nesting
+            chain.append((current, self._ou_name(current)))
+            current = self._parent_of(current)
+        chain.reverse()
+        return chain

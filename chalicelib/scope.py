@@ -1,0 +1,40 @@
+"""Whether an account is in Gatehouse's scope, and why not (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chalicelib.models import MemberAccount
+from chalicelib.settings import Settings
+
+
+@dataclass(frozen=True)
+class ScopeDecision:
+    in_scope: bool
+    reason: str
+
+
+def ou_matches(account: MemberAccount, entry: str) -> bool:
+    """An OU ID anywhere in the chain, or a name path that is a prefix of the account's path, segment-wise."""
+    if entry.startswith("ou-"):
+        return entry in account.ou_ids
+    wanted = [part for part in entry.split("/") if part]
+    have = [part for part in account.ou_path.split("/") if part]
+    return have[: len(wanted)] == wanted
+
+
+def check_scope(account: MemberAccount, settings: Settings) -> ScopeDecision:
+    if not account.is_active:
+        return ScopeDecision(False, f"the account's status is {account.status}, not ACTIVE")
+    if account.account_id in settings.exclude_accounts:
+        return ScopeDecision(False, "the account is listed in settings.exclude_accounts")
+    tag = settings.opt_out_tag
+    if tag is not None and tag.key in account.tags and (tag.value is None or account.tags[tag.key] == tag.value):
+        return ScopeDecision(False, f"the account opts out with the tag {tag.key}={account.tags[tag.key]}")
+    if not settings.scope_ous:
+        return ScopeDecision(True, "the whole Organization is in scope")
+    for entry in settings.scope_ous:
+        if ou_matches(account, entry):
+            return ScopeDecision(True, f"the account is under {entry}, which is in settings.scope_ous")
+    where = account.ou_path or "the root"
+    return ScopeDecision(False, f"the account sits in {where}, outside settings.scope_ous")

@@ -1,0 +1,32 @@
+"""SNS adapter: publishes notifications to the ops topic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.aws import translate
+from chalicelib.notifications import Notification
+
+
+class SnsNotifier:
+    def __init__(self, client: Any, topic_arn: str) -> None:
+        self._sns = client
+        self._topic_arn = topic_arn
+
+    def publish(self, notification: Notification) -> None:
+        try:
+            self._sns.publish(
+                TopicArn=self._topic_arn,
+                Subject=notification.sns_subject(),
+                Message=notification.sns_message(),
+                MessageStructure="json",
+                MessageAttributes={
+                    key: {"DataType": "String", "StringValue": value}
+                    for key, value in notification.attributes.items()
+                    if value
+                },
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, "sns:Publish") from exc
