@@ -23,16 +23,9 @@ DEPARTURE_EVENTS = (
 )
 
 # EventBridge patterns; the deployed rules and the pattern tests use these very objects.
-ARRIVAL_PATTERNS: dict[str, dict[str, Any]] = {
-    "organizations": {
-        "source": ["aws.organizations"],
-        "detail": {"eventName": ["CreateAccountResult", "AccountJoinedOrganization"]},
-    },
-    "controltower": {
-        "source": ["aws.controltower"],
-        "detail-type": ["AWS Service Event via CloudTrail"],
-        "detail": {"eventName": ["CreateManagedAccount", "UpdateManagedAccount"]},
-    },
+ARRIVAL_PATTERN: dict[str, Any] = {
+    "source": ["aws.organizations", "aws.controltower"],
+    "detail": {"eventName": list(ARRIVAL_EVENTS)},
 }
 DEPARTURE_PATTERN: dict[str, Any] = {
     "source": ["aws.organizations"],

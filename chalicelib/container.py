@@ -1,0 +1,198 @@
+"""Composition root: builds every adapter lazily, once per container, from the stage configuration."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from functools import cached_property
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.aws import CLIENT_CONFIG, translate
+from chalicelib.clock import Clock, SystemClock
+from chalicelib.cloudcraft import CloudcraftClient, RateLimiter
+from chalicelib.errors import ConfigurationError
+from chalicelib.idempotency import DynamoOnceGuard
+from chalicelib.member import MemberAccess, MemberSession
+from chalicelib.onboarding import CloudcraftIdentity, Onboarding
+from chalicelib.organization import OrganizationDirectory
+from chalicelib.settings import Settings, StageConfig, parse_settings
+from chalicelib.sns import SnsNotifier
+
+SETTINGS_MAX_AGE = 60  # seconds a warm container trusts its copy of the settings
+SECRET_MAX_AGE = 300
+IDENTITY_MAX_AGE = 900  # iamParameters: long enough to save calls, short enough to see a key rotation
+
+
+class Services:
+    """Everything a handler needs, built on first use. The sandbox and tests build their own instance."""
+
+    def __init__(
+        self, config: StageConfig, *, clock: Clock | None = None, session: boto3.session.Session | None = None
+    ) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self._session = session
+        self._lock = threading.Lock()
+        self._cloudcraft: tuple[tuple[str, int, str], CloudcraftClient] | None = None
+        self._identity: tuple[float, str, CloudcraftIdentity] | None = None
+
+    # --- AWS clients -------------------------------------------------------------------------------------
+    @cached_property
+    def session(self) -> boto3.session.Session:
+        return self._session or boto3.session.Session()
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+
+    @cached_property
+    def directory(self) -> OrganizationDirectory:
+        return OrganizationDirectory(self.client("organizations"))
+
+    @cached_property
+    def member_access(self) -> MemberAccess:
+        return MemberAccess(self.client("sts"), self.clock, region=self.session.region_name)
+
+    @cached_property
+    def notifier(self) -> SnsNotifier:
+        return SnsNotifier(self.client("sns"), self.config.topic_arn)
+
+    @cached_property
+    def once(self) -> DynamoOnceGuard:
+        return DynamoOnceGuard(self.config.idempotency_table, self.client("dynamodb"))
+
+    @cached_property
+    def this_account_id(self) -> str:
+        try:
+            return str(self.client("sts").get_caller_identity()["Account"])
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, "sts:GetCallerIdentity") from exc
+
+    @cached_property
+    def _ssm(self) -> Any:
+        from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+        return SSMProvider(boto3_client=self.client("ssm"))
+
+    @cached_property
+    def _secrets(self) -> Any:
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+        return SecretsProvider(boto3_client=self.client("secretsmanager"))
+
+    # --- configuration -----------------------------------------------------------------------------------
+    def settings(self) -> Settings:
+        """The validated settings document; ConfigurationError names the parameter, the field and the fix."""
+        name = self.config.settings_parameter
+        document = self._read_json_parameter(name, what="settings")
+        return parse_settings(document, source=f"settings parameter {name}")
+
+    def _read_json_parameter(self, name: str, *, what: str) -> Any:
+        from aws_lambda_powertools.utilities.parameters import GetParameterError, TransformParameterError
+
+        try:
+            return self._ssm.get(name, max_age=SETTINGS_MAX_AGE, transform="json")
+        except TransformParameterError:
+            raise ConfigurationError(f"{what} parameter {name} is not valid JSON: fix it with aws ssm put-parameter") from None
+        except GetParameterError as exc:
+            raise ConfigurationError(
+                f"{what} parameter {name} could not be read ({_short(exc)}): create it, or check the function's "
+                "ssm:GetParameter permission"
+            ) from None
+
+    def api_key(self) -> str:
+        """The Cloudcraft API key: the secret's string, or its `api_key` field when the secret is JSON."""
+        from aws_lambda_powertools.utilities.parameters import GetParameterError
+
+        name = self.config.api_key_secret
+        try:
+            value = self._secrets.get(name, max_age=SECRET_MAX_AGE)
+        except GetParameterError as exc:
+            raise ConfigurationError(
+                f"Cloudcraft API key secret {name} could not be read ({_short(exc)}): store it with "
+                f"aws secretsmanager put-secret-value --secret-id {name} --secret-string <key>"
+            ) from None
+        text = value.decode() if isinstance(value, bytes) else str(value or "")
+        if text.lstrip().startswith("{"):
+            import json
+
+            try:
+                text = str(json.loads(text).get("api_key") or "")
+            except (ValueError, AttributeError):
+                text = ""
+        if not text.strip():
+            raise ConfigurationError(f"Cloudcraft API key secret {name} is empty or has no 'api_key' field")
+        return text.strip()
+
+    # --- Cloudcraft --------------------------------------------------------------------------------------
+    def cloudcraft(self, settings: Settings) -> CloudcraftClient:
+        """One client per container (its rate limiter must see every call), rebuilt if its inputs change."""
+        key = self.api_key()
+        fingerprint = (settings.cloudcraft_base_url, settings.cloudcraft_requests_per_minute, _digest(key))
+        with self._lock:
+            if self._cloudcraft is None or self._cloudcraft[0] != fingerprint:
+                limiter = RateLimiter(settings.cloudcraft_requests_per_minute, 60.0, clock=self.clock)
+                client = CloudcraftClient(
+                    key, settings.cloudcraft_base_url, rate_limiter=limiter, clock=self.clock
+                )
+                self._cloudcraft = (fingerprint, client)
+            return self._cloudcraft[1]
+
+    def cloudcraft_identity(self, settings: Settings) -> CloudcraftIdentity:
+        """Cloudcraft's account and external ID (and policy in custom/minimal mode), cached for a while."""
+        client = self.cloudcraft(settings)
+        with self._lock:
+            cached = self._identity
+        if cached and cached[1] == settings.permission_mode and self.clock.monotonic() - cached[0] < IDENTITY_MAX_AGE:
+            return cached[2]
+        parameters = client.iam_parameters()
+        policy = None
+        if settings.permission_mode in ("custom", "minimal"):
+            policy = client.policy("custom" if settings.permission_mode == "custom" else "minimal")
+        identity = CloudcraftIdentity(parameters.account_id, parameters.external_id, policy)
+        with self._lock:
+            self._identity = (self.clock.monotonic(), settings.permission_mode, identity)
+        return identity
+
+    def onboarding(self, settings: Settings) -> Onboarding:
+        def member_session(account_id: str) -> MemberSession:
+            return self.member_access.session(account_id, settings.access_role_names, settings.assume_role_attempts)
+
+        return Onboarding(
+            settings=settings,
+            directory=self.directory,
+            member_session=member_session,
+            cloudcraft=self.cloudcraft(settings),
+            identity=lambda: self.cloudcraft_identity(settings),
+            clock=self.clock,
+        )
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+_services: Services | None = None
+_services_lock = threading.Lock()
+
+
+def get_services() -> Services:
+    """The container's Services, built from the environment on first use (never at import)."""
+    global _services  # noqa: PLW0603 - one composition root per Lambda container
+    with _services_lock:
+        if _services is None:
+            _services = Services(StageConfig.from_environment())
+        return _services
+
+
+def set_services(services: Services | None) -> None:
+    """Install a prepared instance (sandbox, tests) or drop the current one."""
+    global _services  # noqa: PLW0603
+    with _services_lock:
+        _services = services

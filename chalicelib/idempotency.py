@@ -1,0 +1,69 @@
+"""Do-once guards: duplicate deliveries of the same job run it once (Powertools idempotency on DynamoDB)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+
+
+class OnceGuard(Protocol):
+    def run_once(self, key: str, fn: Callable[[], T]) -> T:
+        """Run `fn` unless a job with `key` already ran (then return its saved result) or is running (raise)."""
+
+
+class DynamoOnceGuard:
+    """Backed by the idempotency table. A job that raises leaves no record, so a retry runs it again."""
+
+    def __init__(self, table_name: str, client: Any, expires_after_seconds: int = 3600) -> None:
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
+
+        self._store = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=client)
+        self._config = IdempotencyConfig(expires_after_seconds=expires_after_seconds)
+
+    def register_lambda_context(self, context: Any) -> None:
+        """Lets an in-progress record expire with the invocation, so a crashed job can be retried."""
+        if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+            self._config.register_lambda_context(context)
+
+    def run_once(self, key: str, fn: Callable[[], T]) -> T:
+        from aws_lambda_powertools.utilities.idempotency import idempotent_function
+
+        @idempotent_function(data_keyword_argument="job", persistence_store=self._store, config=self._config)
+        def once(job: dict[str, str]) -> T:
+            return fn()
+
+        result: T = once(job={"key": key})
+        return result
+
+
+class AlreadyInProgressError(Exception):
+    """Raised by InMemoryOnceGuard like Powertools raises IdempotencyAlreadyInProgressError."""
+
+
+class InMemoryOnceGuard:
+    """The same contract in memory, for tests and the CLI."""
+
+    def __init__(self) -> None:
+        self._done: dict[str, Any] = {}
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
+
+    def run_once(self, key: str, fn: Callable[[], T]) -> T:
+        with self._lock:
+            if key in self._done:
+                done: T = self._done[key]
+                return done
+            if key in self._running:
+                raise AlreadyInProgressError(key)
+            self._running.add(key)
+        try:
+            result = fn()
+        finally:
+            with self._lock:
+                self._running.discard(key)
+        with self._lock:
+            self._done[key] = result
+        return result
