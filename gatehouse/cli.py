@@ -1,0 +1,95 @@
+"""The `gatehouse` command: the local sandbox and the operator's tools."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        code: int = args.run(args)
+    except UsageError as exc:
+        print(f"gatehouse: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gatehouse", description=__doc__)
+    commands = parser.add_subparsers(title="commands")
+
+    sandbox = commands.add_parser("sandbox", help="run Gatehouse offline against moto and emulators on loopback")
+    sandbox_commands = sandbox.add_subparsers(title="sandbox commands")
+    demo = sandbox_commands.add_parser("demo", help="seed an Organization, fire real-shaped events, show the result")
+    demo.add_argument("--json", action="store_true", help="print the final state as JSON instead of a report")
+    demo.set_defaults(run=_run_demo)
+    replay = sandbox_commands.add_parser("replay", help="deliver EventBridge event files, print the state as JSON")
+    replay.add_argument("events", nargs="+", type=Path, metavar="EVENT.json")
+    replay.add_argument("--state", type=Path, help="STATE.json seeding the Organization, settings and Cloudcraft")
+    replay.add_argument("--repeat", type=int, default=1, help="deliver each event N times (duplicates)")
+    replay.set_defaults(run=_run_replay)
+
+    try:
+        from gatehouse.rules_cli import add_rules_commands
+    except ImportError:
+        pass
+    else:
+        add_rules_commands(commands)
+    return parser
+
+
+def load_json_file(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{what} {path} does not exist") from None
+    except ValueError as exc:
+        raise UsageError(f"{what} {path} is not valid JSON: {exc}") from None
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from gatehouse.sandbox.demo import run_demo
+
+    return run_demo(as_json=args.json)
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+    from gatehouse.sandbox.world import Sandbox, SandboxError
+
+    if args.repeat < 1:
+        raise UsageError("--repeat must be 1 or more")
+    state = load_json_file(args.state, "state file") if args.state else {}
+    if not isinstance(state, dict):
+        raise UsageError(f"state file {args.state} must hold a JSON object")
+    try:
+        with Sandbox(state) as sandbox:
+            for path in args.events:
+                try:
+                    event = json.loads(path.read_text())
+                except (OSError, ValueError) as exc:
+                    sandbox.errors.append({"source": str(path), "message": f"unreadable event file: {exc}"})
+                    continue
+                for _ in range(args.repeat):
+                    sandbox.deliver(event, source=str(path))
+            print(json.dumps(sandbox.snapshot(), indent=2, default=str))
+    except SandboxError as exc:
+        raise UsageError(str(exc)) from None
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""`gatehouse sandbox demo`: a scripted tour of what Gatehouse does, told readably."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gatehouse.sandbox import samples
+from gatehouse.sandbox.world import DEFAULT_ACCOUNTS, Sandbox
+
+DEMO_STATE: dict[str, Any] = {
+    "organization": {
+        "accounts": [
+            *DEFAULT_ACCOUNTS[:1],
+            {**DEFAULT_ACCOUNTS[1], "refuse_assume_role": 2},  # a fresh account still settling in
+            *DEFAULT_ACCOUNTS[2:],
+        ]
+    },
+    "settings": {"read_access_teams": ["platform"], "write_access_teams": ["platform"]},
+    "cloudcraft": {
+        # Registered earlier by hand under another name: must be updated, never added twice.
+        "accounts": [{"name": "payments dev (manual)", "roleArn": "arn:aws:iam::444444444444:role/cloudcraft"}],
+        "role_propagation_seconds": 15,
+        "faults": {"rate_limit_next": 1},  # one 429 without Retry-After: Gatehouse waits 60 s and goes on
+    },
+}
+
+
+def demo_events() -> list[tuple[str, Any]]:
+    malformed = samples.create_account_result("222222222222")
+    del malformed["detail"]["serviceEventDetails"]["createAccountStatus"]
+    new_account = samples.create_account_result("222222222222")
+    return [
+        ("New account (Organizations, name redacted)", new_account),
+        ("The same event delivered again", new_account),
+        ("New account vended by Control Tower (refuses AssumeRole at first)", samples.managed_account("333333333333", "payments-prod")),
+        ("Account registered by hand earlier", samples.managed_account("444444444444", "payments-dev", update=True)),
+        ("Account that opts out by tag", samples.create_account_result("555555555555")),
+        ("Failed account creation", samples.create_account_result(None, state="FAILED", failure="EMAIL_ALREADY_EXISTS")),
+        ("Malformed event", malformed),
+    ]
+
+
+def run_demo(*, as_json: bool = False) -> int:
+    with Sandbox(DEMO_STATE) as sandbox:
+        lines = ["Gatehouse sandbox: moto, a Cloudcraft emulator and the real handlers, all on 127.0.0.1.", ""]
+        lines.append(f"Organization: {len(sandbox.accounts)} accounts; Cloudcraft emulator at {sandbox.cloudcraft_url}")
+        lines.append("")
+        lines.append("Events")
+        for title, event in demo_events():
+            delivery = sandbox.deliver(event, source=title)
+            lines.append(f"  - {title}")
+            lines.append(f"      {_describe(delivery.result, delivery.error, delivery.attempts)}")
+        snapshot = sandbox.snapshot()
+        if as_json:
+            print(json.dumps(snapshot, indent=2, default=str))
+            return 0
+        lines += ["", "Cloudcraft roles in member accounts"]
+        for role in snapshot["roles"]:
+            policies = ", ".join(role["managed_policies"] + role["inline_policies"])
+            lines.append(
+                f"  {role['account_id']}  {role['role_name']}  trusts {role['trusted_principal']} "
+                f"(external ID {role['external_id']})  {policies}"
+            )
+        lines += ["", "Cloudcraft registrations"]
+        for account in snapshot["cloudcraft"]["accounts"]:
+            lines.append(f"  {account['name']:<40} {account['roleArn']}  write: {account['writeAccess']}")
+        lines += ["", "Cloudcraft API calls"]
+        for request in snapshot["cloudcraft"]["requests"]:
+            lines.append(f"  {request['method']:<6} {request['path']:<40} {request['status']}")
+        lines += ["", "Notifications to ops (SNS subject | attributes)"]
+        for note in snapshot["notifications"]:
+            lines.append(f"  {note['subject']}")
+            lines.append(f"      {json.dumps(note['attributes'], sort_keys=True)}")
+        print("\n".join(lines))
+    return 0
+
+
+def _describe(result: Any, error: str | None, attempts: int) -> str:
+    if error:
+        return f"ERROR after {attempts} attempt(s): {error}"
+    if not isinstance(result, dict):
+        return f"result: {result!r}"
+    retried = f" (delivered {attempts} times: EventBridge retried)" if attempts > 1 else ""
+    return f"{result.get('outcome')}: {result.get('reason')}{retried}"

@@ -1,0 +1,477 @@
+"""A whole Gatehouse world on loopback: moto, the Cloudcraft (and Proton) emulators, and the real handlers.
+
+Events are routed as EventBridge would route them: matched against the patterns the Chalice app
+declares, then handed to the same handler functions Lambda calls. Nothing leaves 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import requests
+
+from chalicelib.clock import ScaledClock
+
+MANAGEMENT_ACCOUNT_ID = "123456789012"  # moto's default account plays the management account
+REGION = "us-east-1"
+STAGE = "sandbox"
+TOPIC_NAME = f"gatehouse-{STAGE}-ops"
+TABLE_NAME = f"gatehouse-{STAGE}-idempotency"
+SETTINGS_PARAMETER = f"/gatehouse/{STAGE}/settings"
+RULES_PARAMETER = f"/gatehouse/{STAGE}/proton-rules"
+SECRET_NAME = f"gatehouse/{STAGE}/cloudcraft-api-key"
+
+DEFAULT_ACCOUNTS: list[dict[str, Any]] = [
+    {"id": "222222222222", "name": "data-platform", "ou": "Workloads/Dev", "tags": {"team": "data"}},
+    {"id": "333333333333", "name": "payments-prod", "ou": "Workloads/Prod", "access_role": "AWSControlTowerExecution"},
+    {"id": "444444444444", "name": "payments-dev", "ou": "Workloads/Dev", "tags": {"team": "payments"}},
+    {"id": "555555555555", "name": "alice-playground", "ou": "Sandbox", "tags": {"gatehouse:opt-out": "true"}},
+]
+
+
+class SandboxError(Exception):
+    """The sandbox itself could not be set up as asked (a bad STATE document, say)."""
+
+
+@dataclass
+class FakeLambdaContext:
+    """What Powertools reads from a Lambda context."""
+
+    function_name: str = "gatehouse-sandbox"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{MANAGEMENT_ACCOUNT_ID}:function:gatehouse-sandbox"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = "/aws/lambda/gatehouse-sandbox"
+    log_stream_name: str = "sandbox"
+    timeout_ms: int = 300_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.timeout_ms
+
+
+@dataclass
+class Delivery:
+    """What became of one delivery of one event."""
+
+    source: str
+    handler: str | None
+    result: Any = None
+    error: str | None = None
+    attempts: int = 0
+
+
+class Sandbox:
+    """Use as a context manager; `deliver()` events, then `snapshot()` the resulting state."""
+
+    def __init__(self, state: dict[str, Any] | None = None, *, time_scale: float | None = None) -> None:
+        self.state = state or {}
+        sandbox_cfg = self.state.get("sandbox") or {}
+        self.clock = ScaledClock(float(time_scale or sandbox_cfg.get("time_scale", 1000.0)))
+        self.eventbridge_retries = int(sandbox_cfg.get("eventbridge_retries", 2))
+        self.api_key = "cc-sandbox-" + secrets.token_hex(16)
+        self.deliveries: list[Delivery] = []
+        self.errors: list[dict[str, str]] = []
+        self._saved_env: dict[str, str | None] = {}
+        self._stack: list[Any] = []
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+    def __enter__(self) -> Sandbox:
+        try:
+            self._start()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from chalicelib.container import set_services
+
+        set_services(None)
+        for stoppable in reversed(self._stack):
+            stoppable.stop()
+        self._stack.clear()
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env.clear()
+
+    def _start(self) -> None:
+        from gatehouse.sandbox.aws import MotoSandboxServer
+        from gatehouse.sandbox.cloudcraft_emulator import CloudcraftEmulator
+
+        self.moto = MotoSandboxServer(MANAGEMENT_ACCOUNT_ID)
+        self.aws_endpoint = self.moto.start()
+        self._stack.append(self.moto)
+        requests.post(f"{self.aws_endpoint}/moto-api/reset", timeout=10).raise_for_status()
+
+        cc_state = self.state.get("cloudcraft") or {}
+        limit = cc_state.get("rate_limit") or {}
+        self.propagation_seconds = float(cc_state.get("role_propagation_seconds", 0))
+        self.cloudcraft = CloudcraftEmulator(
+            self.api_key,
+            clock=self.clock,
+            rate_limit=(int(limit.get("requests", 20)), float(limit.get("per_seconds", 60.0))),
+            role_verifier=self._verify_role,
+        )
+        self.cloudcraft_url = self.cloudcraft.start()
+        self._stack.append(self.cloudcraft)
+        self.proton = self._start_proton()
+
+        self._set_env(
+            AWS_ENDPOINT_URL=self.aws_endpoint,
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",  # noqa: S106 - moto's dummy credentials
+            AWS_SESSION_TOKEN="testing",  # noqa: S106
+            AWS_DEFAULT_REGION=REGION,
+            AWS_REGION=REGION,
+            AWS_CONFIG_FILE=os.devnull,
+            AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+            GATEHOUSE_SETTINGS_PARAMETER=SETTINGS_PARAMETER,
+            GATEHOUSE_RULES_PARAMETER=RULES_PARAMETER,
+            GATEHOUSE_API_KEY_SECRET=SECRET_NAME,
+            GATEHOUSE_TOPIC_ARN=f"arn:aws:sns:{REGION}:{MANAGEMENT_ACCOUNT_ID}:{TOPIC_NAME}",
+            GATEHOUSE_IDEMPOTENCY_TABLE=TABLE_NAME,
+            POWERTOOLS_METRICS_DISABLED="true",
+            POWERTOOLS_TRACE_DISABLED="true",
+            POWERTOOLS_SERVICE_NAME="gatehouse",
+        )
+        if self.proton is not None:
+            self._set_env(AWS_ENDPOINT_URL_PROTON=self.proton_url)
+        self._seed()
+
+        from chalicelib.container import Services, set_services
+        from chalicelib.settings import StageConfig
+
+        set_services(Services(StageConfig.from_environment(), clock=self.clock))
+        self._route_logs()
+
+    def _route_logs(self) -> None:
+        """Handlers log JSON to stdout as in Lambda; here stdout carries results, so logs go to stderr."""
+        import logging
+
+        from chalicelib.observability import logger
+
+        handler = logger.registered_handler
+        if isinstance(handler, logging.StreamHandler):
+            self._stack.append(_RestoreStream(handler))
+            handler.setStream(sys.stderr)
+        logger.setLevel(os.environ.get("GATEHOUSE_SANDBOX_LOG_LEVEL", "WARNING"))
+
+    def _start_proton(self) -> Any:
+        try:
+            from gatehouse.sandbox.proton_emulator import ProtonEmulator
+        except ImportError:  # the approvals feature is optional in a partial checkout
+            return None
+        emulator = ProtonEmulator(region=REGION)
+        self.proton_url = emulator.start()
+        self._stack.append(emulator)
+        return emulator
+
+    def _set_env(self, **values: str) -> None:
+        for name, value in values.items():
+            self._saved_env.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    def client(self, service: str) -> Any:
+        return boto3.session.Session().client(service, region_name=REGION)  # type: ignore[call-overload]
+
+    # --- seeding -----------------------------------------------------------------------------------------
+    def _seed(self) -> None:
+        org_state = self.state.get("organization") or {}
+        accounts = org_state.get("accounts", DEFAULT_ACCOUNTS)
+        if not isinstance(accounts, list):
+            raise SandboxError("organization.accounts must be a list of {id, name, ou, tags, access_role}")
+        self.accounts = [self._normalise_account(raw, index) for index, raw in enumerate(accounts)]
+        self._seed_organization(self.accounts)
+
+        settings = dict(self.state.get("settings") or {})
+        settings.setdefault("cloudcraft_base_url", self.cloudcraft_url)
+        ssm = self.client("ssm")
+        ssm.put_parameter(Name=SETTINGS_PARAMETER, Type="String", Value=json.dumps(settings))
+        if "proton_rules" in self.state:
+            ssm.put_parameter(Name=RULES_PARAMETER, Type="String", Value=json.dumps(self.state["proton_rules"]))
+        self.client("secretsmanager").create_secret(Name=SECRET_NAME, SecretString=self.api_key)
+        self.client("sns").create_topic(Name=TOPIC_NAME)
+        self.client("dynamodb").create_table(
+            TableName=TABLE_NAME,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for registration in (self.state.get("cloudcraft") or {}).get("accounts", []):
+            self.cloudcraft.seed_account(
+                registration["name"],
+                registration["roleArn"],
+                read_access=registration.get("readAccess"),
+                write_access=registration.get("writeAccess"),
+            )
+        faults = (self.state.get("cloudcraft") or {}).get("faults") or {}
+        self.apply_faults(faults)
+        if self.proton is not None and self.state.get("proton"):
+            connections = [
+                {"managementAccountId": MANAGEMENT_ACCOUNT_ID, "status": "PENDING", **connection}
+                for connection in self.state["proton"].get("connections", [])
+            ]
+            self.proton.seed(connections)
+
+    def apply_faults(self, faults: dict[str, Any]) -> None:
+        """Switch on emulator faults: rate_limit_next, rate_limit_retry_after, server_error_next, ..."""
+        known = {"rate_limit_next", "rate_limit_retry_after", "server_error_next", "fail_after_commit_next"}
+        unknown = set(faults) - known - {"unverifiable_next"}
+        if unknown:
+            raise SandboxError(f"unknown cloudcraft.faults {sorted(unknown)}; known: {sorted(known)}")
+        if faults.get("rate_limit_next"):
+            self.cloudcraft.faults.rate_limit_next(int(faults["rate_limit_next"]), faults.get("rate_limit_retry_after"))
+        if faults.get("server_error_next"):
+            self.cloudcraft.faults.server_error_next(int(faults["server_error_next"]))
+        if faults.get("fail_after_commit_next"):
+            self.cloudcraft.faults.fail_after_commit_next(int(faults["fail_after_commit_next"]))
+        if faults.get("unverifiable_next"):
+            self.cloudcraft.faults.unverifiable_next(int(faults["unverifiable_next"]))
+
+    @staticmethod
+    def _normalise_account(raw: Any, index: int) -> dict[str, Any]:
+        if not isinstance(raw, dict) or not str(raw.get("id", "")).isdigit() or len(str(raw["id"])) != 12:
+            raise SandboxError(f"organization.accounts[{index}] needs an 'id' of 12 digits")
+        return {
+            "id": str(raw["id"]),
+            "name": str(raw.get("name") or f"account-{raw['id']}"),
+            "ou": str(raw.get("ou") or "").strip("/"),
+            "tags": {str(k): str(v) for k, v in (raw.get("tags") or {}).items()},
+            "access_role": raw.get("access_role", "OrganizationAccountAccessRole"),
+            "status": str(raw.get("status") or "ACTIVE"),
+            "refuse_assume_role": int(raw.get("refuse_assume_role", 0)),
+        }
+
+    def _seed_organization(self, accounts: list[dict[str, Any]]) -> None:
+        import moto.organizations.utils as org_utils
+        from moto.iam.models import iam_backends
+        from moto.organizations.models import organizations_backends
+
+        org = self.client("organizations")
+        org.create_organization(FeatureSet="ALL")
+        root_id = org.list_roots()["Roots"][0]["Id"]
+        self.ou_ids: dict[str, str] = {"": root_id}
+        backend = organizations_backends[MANAGEMENT_ACCOUNT_ID]["aws"]
+        original = org_utils.make_random_account_id
+        try:
+            for account in accounts:
+                parent = self._ensure_ou(org, account["ou"])
+                org_utils.make_random_account_id = lambda wanted=account["id"]: wanted
+                created = org.create_account(
+                    Email=f"{account['id']}@example.com",
+                    AccountName=account["name"],
+                    RoleName=account["access_role"] or "OrganizationAccountAccessRole",
+                    Tags=[{"Key": k, "Value": v} for k, v in account["tags"].items()],
+                )
+                account_id = created["CreateAccountStatus"]["AccountId"]
+                assert account_id == account["id"]
+                if parent != root_id:
+                    org.move_account(AccountId=account_id, SourceParentId=root_id, DestinationParentId=parent)
+                if not account["access_role"]:
+                    iam = iam_backends[account_id]["global"]
+                    for role in list(iam.roles.values()):
+                        iam.delete_role(role.name)
+                if account["status"] != "ACTIVE":
+                    backend.get_account_by_id(account_id).status = account["status"]
+                if account["refuse_assume_role"]:
+                    self.moto.gate.refuse(account_id, account["refuse_assume_role"])
+        finally:
+            org_utils.make_random_account_id = original
+
+    def _ensure_ou(self, org: Any, path: str) -> str:
+        if path in self.ou_ids:
+            return self.ou_ids[path]
+        parent_path, _, name = path.rpartition("/")
+        parent = self._ensure_ou(org, parent_path)
+        unit = org.create_organizational_unit(ParentId=parent, Name=name)["OrganizationalUnit"]
+        self.ou_ids[path] = unit["Id"]
+        return str(unit["Id"])
+
+    def _verify_role(self, role_arn: str, external_id: str) -> bool:
+        """Cloudcraft's check: the role exists, trusts its account with the external ID, and has propagated."""
+        from moto.iam.models import iam_backends
+
+        from gatehouse.sandbox.aws import ACCOUNT_IN_ARN
+
+        match = ACCOUNT_IN_ARN.match(role_arn)
+        if not match:
+            return False
+        account_id, role_name = match.groups()
+        roles = {role.name: role for role in iam_backends[account_id]["global"].roles.values()}
+        role = roles.get(role_name)
+        if role is None:
+            return False
+        trust = json.loads(role.assume_role_policy_document)
+        wanted = f"arn:aws:iam::{self.cloudcraft.iam_parameters['accountId']}:root"
+        statements = trust.get("Statement") or []
+        trusted = any(
+            (s.get("Principal") or {}).get("AWS") == wanted
+            and ((s.get("Condition") or {}).get("StringEquals") or {}).get("sts:ExternalId") == external_id
+            for s in statements
+            if isinstance(s, dict)
+        )
+        if not trusted:
+            return False
+        age_real = time.time() - role.create_date.timestamp()
+        return age_real * self.clock.factor >= self.propagation_seconds
+
+    # --- delivery ----------------------------------------------------------------------------------------
+    def routes(self) -> list[tuple[str, dict[str, Any]]]:
+        """(handler name, pattern) for every EventBridge rule the Chalice app declares."""
+        import app as chalice_app
+
+        return [
+            (source.handler_string.rpartition(".")[2], source.event_pattern)
+            for source in chalice_app.app.event_sources
+            if hasattr(source, "event_pattern")
+        ]
+
+    def deliver(self, event: Any, source: str = "event") -> Delivery:
+        """Route one event as EventBridge would; retry a failed invocation like its retry policy would."""
+        import app as chalice_app
+        from moto.events.models import EventPattern
+
+        matching = [
+            name
+            for name, pattern in self.routes()
+            if isinstance(event, dict) and EventPattern.load(json.dumps(pattern)).matches_event(event)
+        ]
+        delivery = Delivery(source, matching[0] if matching else None)
+        self.deliveries.append(delivery)
+        if not matching:
+            delivery.error = "no Gatehouse rule matches this event (check source, detail-type and detail.eventName)"
+            self.errors.append({"source": source, "message": delivery.error})
+            return delivery
+        handler = getattr(chalice_app, matching[0])
+        for attempt in range(1, self.eventbridge_retries + 2):
+            delivery.attempts = attempt
+            try:
+                with _stdout_to_stderr():
+                    delivery.result = handler(event, FakeLambdaContext())
+                delivery.error = None
+            except Exception as exc:  # noqa: BLE001 - any failure is what Lambda would report
+                delivery.error = f"{type(exc).__name__}: {exc}"
+                self.clock.sleep(60)  # EventBridge's retry backoff, in sandbox time
+                continue
+            break
+        if delivery.error:
+            self.errors.append({"source": source, "message": delivery.error})
+        elif isinstance(delivery.result, dict) and delivery.result.get("outcome") in (
+            "failed",
+            "rejected",
+            "creation-failed",
+        ):
+            self.errors.append({"source": source, "message": f"{delivery.result['outcome']}: {delivery.result['reason']}"})
+        return delivery
+
+    # --- inspection --------------------------------------------------------------------------------------
+    def notifications(self) -> list[dict[str, Any]]:
+        from moto.sns.models import sns_backends
+
+        topic = sns_backends[MANAGEMENT_ACCOUNT_ID][REGION].topics.get(os.environ["GATEHOUSE_TOPIC_ARN"])
+        result = []
+        for _id, message, subject, attributes, _group in topic.sent_notifications if topic else []:
+            try:
+                structure = json.loads(message)
+                text, body = structure.get("default", message), json.loads(structure.get("sqs", "{}"))
+            except ValueError:
+                text, body = message, {}
+            result.append(
+                {
+                    "subject": subject,
+                    "attributes": {k: v.get("Value", v.get("StringValue")) for k, v in (attributes or {}).items()},
+                    "message": text,
+                    "body": body,
+                }
+            )
+        return result
+
+    def roles(self) -> list[dict[str, Any]]:
+        """The Cloudcraft roles in member accounts (the role name from settings, or any Gatehouse-tagged role)."""
+        from moto.iam.models import iam_backends
+
+        role_name = (self.state.get("settings") or {}).get("cloudcraft_role_name", "cloudcraft")
+        found = []
+        for account in self.accounts:
+            for role in iam_backends[account["id"]]["global"].roles.values():
+                tags = {tag["Key"]: tag["Value"] for tag in role.get_tags()}
+                if role.name != role_name and tags.get("gatehouse:managed") != "true":
+                    continue
+                trust = json.loads(role.assume_role_policy_document)
+                statement = (trust.get("Statement") or [{}])[0]
+                found.append(
+                    {
+                        "account_id": account["id"],
+                        "role_name": role.name,
+                        "trusted_principal": (statement.get("Principal") or {}).get("AWS"),
+                        "external_id": ((statement.get("Condition") or {}).get("StringEquals") or {}).get(
+                            "sts:ExternalId"
+                        ),
+                        "managed_policies": sorted(role.managed_policies),
+                        "inline_policies": sorted(role.policies),
+                        "max_session_seconds": int(role.max_session_duration),
+                        "tags": tags,
+                    }
+                )
+        return found
+
+    def snapshot(self) -> dict[str, Any]:
+        accounts = [
+            {
+                "id": account["id"],
+                "name": account["name"],
+                "roleArn": account["roleArn"],
+                "readAccess": account.get("readAccess"),
+                "writeAccess": account.get("writeAccess"),
+                "externalId": account.get("externalId"),
+            }
+            for account in self.cloudcraft.accounts()
+        ]
+        snapshot: dict[str, Any] = {
+            "cloudcraft": {"accounts": accounts, "requests": self.cloudcraft.requests_log()},
+            "roles": self.roles(),
+            "notifications": self.notifications(),
+            "deliveries": [
+                {"source": d.source, "handler": d.handler, "attempts": d.attempts, "result": d.result, "error": d.error}
+                for d in self.deliveries
+            ],
+            "errors": self.errors,
+        }
+        if self.proton is not None:
+            snapshot["proton"] = {
+                "connections": [{"id": c["id"], "status": c["status"]} for c in self.proton.connections()]
+            }
+        return snapshot
+
+
+class _RestoreStream:
+    def __init__(self, handler: Any) -> None:
+        self._handler, self._stream = handler, handler.stream
+
+    def stop(self) -> None:
+        self._handler.setStream(self._stream)
+
+
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Handlers log to stdout as in Lambda; in the sandbox stdout carries the JSON result, so move logs aside."""
+    saved = sys.stdout
+    sys.stdout = sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout = saved
