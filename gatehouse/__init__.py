@@ -1,0 +1,1 @@
+"""Gatehouse developer and operator tooling (not part of the Lambda package)."""
