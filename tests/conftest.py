@@ -1,0 +1,45 @@
+"""Shared fixtures: no test reaches AWS, and every cache and global is reset between tests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_EVENTS = REPO.parent / "shared" / "reference" / "events"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Dummy credentials so nothing can reach a real account, and a clean composition root."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_PROTON"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "GatehouseTests")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+
+    from aws_lambda_powertools.utilities import parameters
+
+    from chalicelib.container import set_services
+    from chalicelib.observability import metrics
+
+    parameters.clear_caches()
+    metrics.clear_metrics()
+    set_services(None)
+    yield
+    set_services(None)
+    metrics.clear_metrics()
+    parameters.clear_caches()
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A sample event from the shared reference (the shapes AWS sends)."""
+    data: dict[str, Any] = json.loads((SHARED_EVENTS / f"{name}.json").read_text())
+    return data

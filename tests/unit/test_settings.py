@@ -1,0 +1,73 @@
+"""The settings document: safe defaults, and errors that name the field and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.errors import ConfigurationError
+from chalicelib.settings import StageConfig, parse_settings
+
+
+def test_empty_document_is_the_safe_default() -> None:
+    settings = parse_settings({})
+    assert settings.scope_ous == ()  # whole Organization
+    assert settings.access_role_names == ("OrganizationAccountAccessRole", "AWSControlTowerExecution")
+    assert settings.cloudcraft_role_name == "cloudcraft"
+    assert settings.permission_mode == "read-only-access"
+    assert settings.cloudcraft_base_url == "https://api.cloudcraft.co"
+    assert settings.registration_name("222222222222", "data", "Workloads") == "data (222222222222)"
+
+
+def test_teams_become_cloudcraft_access_strings() -> None:
+    settings = parse_settings({"read_access_teams": ["a", "b"], "write_access_teams": ["a"]})
+    assert settings.read_access == ("team/a", "team/b")
+    assert settings.write_access == ("team/a",)
+
+
+@pytest.mark.parametrize(
+    ("document", "field", "hint"),
+    [
+        ({"scope_ous": ["ou-1"]}, "scope_ous", "ou-xxxx-yyyyyyyy"),
+        ({"exclude_accounts": ["1234"]}, "exclude_accounts.0", "pattern"),
+        ({"name_template": "{account} x"}, "name_template", "{account_id}"),
+        ({"cloudcraft_base_url": "http://api.example.com"}, "cloudcraft_base_url", "https"),
+        ({"permission_mode": "admin"}, "permission_mode", "read-only-access"),
+        ({"scope_ou": []}, "scope_ou", "unknown field"),
+        ({"access_role_names": []}, "access_role_names", "at least 1"),
+        ({"read_access_teams": ["team/abc"]}, "read_access_teams", "without 'team/'"),
+        ({"cloudcraft_role_name": "OrganizationAccountAccessRole"}, "(document)", "must differ"),
+    ],
+)
+def test_invalid_documents_name_the_field(document: dict[str, object], field: str, hint: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        parse_settings(document, source="settings parameter /x")
+    message = str(caught.value)
+    assert message.startswith("settings parameter /x is invalid")
+    assert f"{field}:" in message
+    assert hint in message
+
+
+def test_non_object_document() -> None:
+    with pytest.raises(ConfigurationError, match="must be a JSON object"):
+        parse_settings(["a"])
+
+
+def test_loopback_http_is_allowed_for_the_sandbox() -> None:
+    assert (
+        parse_settings({"cloudcraft_base_url": "http://127.0.0.1:8080/"}).cloudcraft_base_url == "http://127.0.0.1:8080"
+    )
+
+
+def test_ou_paths_are_normalised() -> None:
+    assert parse_settings({"scope_ous": ["/Workloads/Prod/"]}).scope_ous == ("Workloads/Prod",)
+
+
+def test_stage_config_names_missing_variables() -> None:
+    with pytest.raises(ConfigurationError, match="GATEHOUSE_TOPIC_ARN"):
+        StageConfig.from_environment(
+            {
+                "GATEHOUSE_SETTINGS_PARAMETER": "/s",
+                "GATEHOUSE_API_KEY_SECRET": "k",
+                "GATEHOUSE_IDEMPOTENCY_TABLE": "t",
+            }
+        )
