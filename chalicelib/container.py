@@ -95,7 +95,9 @@ class Services:
         try:
             return self._ssm.get(name, max_age=SETTINGS_MAX_AGE, transform="json")
         except TransformParameterError:
-            raise ConfigurationError(f"{what} parameter {name} is not valid JSON: fix it with aws ssm put-parameter") from None
+            raise ConfigurationError(
+                f"{what} parameter {name} is not valid JSON: fix it with aws ssm put-parameter"
+            ) from None
         except GetParameterError as exc:
             raise ConfigurationError(
                 f"{what} parameter {name} could not be read ({_short(exc)}): create it, or check the function's "
@@ -134,9 +136,7 @@ class Services:
         with self._lock:
             if self._cloudcraft is None or self._cloudcraft[0] != fingerprint:
                 limiter = RateLimiter(settings.cloudcraft_requests_per_minute, 60.0, clock=self.clock)
-                client = CloudcraftClient(
-                    key, settings.cloudcraft_base_url, rate_limiter=limiter, clock=self.clock
-                )
+                client = CloudcraftClient(key, settings.cloudcraft_base_url, rate_limiter=limiter, clock=self.clock)
                 self._cloudcraft = (fingerprint, client)
             return self._cloudcraft[1]
 

@@ -57,7 +57,9 @@ def onboard(
         settings = services.settings()
     except ConfigurationError as exc:
         # Nothing is written with settings that cannot be trusted; the reconciliation catches up later.
-        return _report(services, OnboardingResult(account_id, "failed", f"{exc}. Nothing was changed.", trigger=trigger))
+        return _report(
+            services, OnboardingResult(account_id, "failed", f"{exc}. Nothing was changed.", trigger=trigger)
+        )
 
     def job() -> dict[str, Any]:
         started = services.clock.monotonic()

@@ -33,10 +33,16 @@ def demo_events() -> list[tuple[str, Any]]:
     return [
         ("New account (Organizations, name redacted)", new_account),
         ("The same event delivered again", new_account),
-        ("New account vended by Control Tower (refuses AssumeRole at first)", samples.managed_account("333333333333", "payments-prod")),
+        (
+            "New account vended by Control Tower (refuses AssumeRole at first)",
+            samples.managed_account("333333333333", "payments-prod"),
+        ),
         ("Account registered by hand earlier", samples.managed_account("444444444444", "payments-dev", update=True)),
         ("Account that opts out by tag", samples.create_account_result("555555555555")),
-        ("Failed account creation", samples.create_account_result(None, state="FAILED", failure="EMAIL_ALREADY_EXISTS")),
+        (
+            "Failed account creation",
+            samples.create_account_result(None, state="FAILED", failure="EMAIL_ALREADY_EXISTS"),
+        ),
         ("Malformed event", malformed),
     ]
 

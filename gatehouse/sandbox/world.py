@@ -342,8 +342,9 @@ class Sandbox:
 
     def deliver(self, event: Any, source: str = "event") -> Delivery:
         """Route one event as EventBridge would; retry a failed invocation like its retry policy would."""
-        import app as chalice_app
         from moto.events.models import EventPattern
+
+        import app as chalice_app
 
         matching = [
             name
@@ -363,7 +364,7 @@ class Sandbox:
                 with _stdout_to_stderr():
                     delivery.result = handler(event, FakeLambdaContext())
                 delivery.error = None
-            except Exception as exc:  # noqa: BLE001 - any failure is what Lambda would report
+            except Exception as exc:
                 delivery.error = f"{type(exc).__name__}: {exc}"
                 self.clock.sleep(60)  # EventBridge's retry backoff, in sandbox time
                 continue
@@ -375,7 +376,9 @@ class Sandbox:
             "rejected",
             "creation-failed",
         ):
-            self.errors.append({"source": source, "message": f"{delivery.result['outcome']}: {delivery.result['reason']}"})
+            self.errors.append(
+                {"source": source, "message": f"{delivery.result['outcome']}: {delivery.result['reason']}"}
+            )
         return delivery
 
     # --- inspection --------------------------------------------------------------------------------------
