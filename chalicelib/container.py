@@ -158,7 +158,12 @@ class Services:
 
     def onboarding(self, settings: Settings) -> Onboarding:
         def member_session(account_id: str) -> MemberSession:
-            return self.member_access.session(account_id, settings.access_role_names, settings.assume_role_attempts)
+            return self.member_access.session(
+                account_id,
+                settings.access_role_names,
+                settings.assume_role_attempts,
+                managed_role_name=settings.cloudcraft_role_name,
+            )
 
         return Onboarding(
             settings=settings,

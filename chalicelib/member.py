@@ -33,6 +33,38 @@ log = logging.getLogger("gatehouse.member")
 REFUSALS = frozenset({"AccessDenied", "AccessDeniedException"})
 SESSION_NAME = "gatehouse"
 CREDENTIAL_MARGIN_SECONDS = 300
+# Everything Gatehouse does inside a member account. The access role there is usually admin; this session
+# policy cuts the assumed session down to these actions on the Cloudcraft role alone.
+MEMBER_IAM_ACTIONS = (
+    "iam:GetRole",
+    "iam:ListAttachedRolePolicies",
+    "iam:ListRolePolicies",
+    "iam:GetRolePolicy",
+    "iam:CreateRole",
+    "iam:TagRole",
+    "iam:UpdateRole",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:AttachRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:PutRolePolicy",
+    "iam:DeleteRolePolicy",
+    "iam:DeleteRole",
+)
+
+
+def session_policy(managed_role_name: str) -> dict[str, Any]:
+    """The most an assumed session may do: shape the one Cloudcraft role, nothing else."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "CloudcraftRoleOnly",
+                "Effect": "Allow",
+                "Action": list(MEMBER_IAM_ACTIONS),
+                "Resource": f"arn:aws:iam::*:role/{managed_role_name}",
+            }
+        ],
+    }
 
 
 @dataclass(frozen=True)
@@ -65,14 +97,20 @@ class MemberAccess:
         self._base_delay = base_delay
         self._max_delay = max_delay
         self._jitter = jitter
-        self._cache: dict[str, MemberSession] = {}
+        self._cache: dict[tuple[str, str], MemberSession] = {}
         self._lock = threading.Lock()
         self.assume_calls = 0
 
-    def session(self, account_id: str, role_names: Sequence[str], attempts: int) -> MemberSession:
-        """Credentials in `account_id`; raises AccessRoleUnavailableError when every name keeps refusing."""
+    def session(
+        self, account_id: str, role_names: Sequence[str], attempts: int, *, managed_role_name: str
+    ) -> MemberSession:
+        """Credentials in `account_id`, limited to the managed role by a session policy.
+
+        Raises AccessRoleUnavailableError when every access role name keeps refusing.
+        """
+        cache_key = (account_id, managed_role_name)
         with self._lock:
-            cached = self._cache.get(account_id)
+            cached = self._cache.get(cache_key)
         if cached and (
             cached.expires_at is None
             or (cached.expires_at - self._clock.now()).total_seconds() > CREDENTIAL_MARGIN_SECONDS
@@ -82,14 +120,14 @@ class MemberAccess:
         for attempt in range(1, attempts + 1):
             for role_name in role_names:
                 try:
-                    member = self._assume(account_id, role_name)
+                    member = self._assume(account_id, role_name, managed_role_name)
                 except ClientError as exc:
                     if error_code(exc) not in REFUSALS:
                         raise translate(exc, f"sts:AssumeRole {role_name} in {account_id}") from exc
                     refusals.append(f"{role_name} (attempt {attempt})")
                     continue
                 with self._lock:
-                    self._cache[account_id] = member
+                    self._cache[cache_key] = member
                 return member
             if attempt < attempts:
                 ceiling = min(self._max_delay, self._base_delay * 2 ** (attempt - 1))
@@ -104,12 +142,15 @@ class MemberAccess:
 
     def forget(self, account_id: str) -> None:
         with self._lock:
-            self._cache.pop(account_id, None)
+            for key in [key for key in self._cache if key[0] == account_id]:
+                del self._cache[key]
 
-    def _assume(self, account_id: str, role_name: str) -> MemberSession:
+    def _assume(self, account_id: str, role_name: str, managed_role_name: str) -> MemberSession:
         self.assume_calls += 1
         response = self._sts.assume_role(
-            RoleArn=f"arn:aws:iam::{account_id}:role/{role_name}", RoleSessionName=SESSION_NAME
+            RoleArn=f"arn:aws:iam::{account_id}:role/{role_name}",
+            RoleSessionName=SESSION_NAME,
+            Policy=json.dumps(session_policy(managed_role_name)),
         )
         credentials = response["Credentials"]
         session = boto3.session.Session(
