@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -51,8 +51,6 @@ class ScaledClock:
             time.sleep(seconds / self.factor)
 
     def now(self) -> datetime:
-        from datetime import timedelta
-
         return self._origin_wall + timedelta(seconds=self.monotonic())
 
 
@@ -61,6 +59,7 @@ class FakeClock:
 
     def __init__(self, start: float = 0.0) -> None:
         self._t = start
+        self._wall_origin = datetime.now(UTC)  # near real time, so real credential expiries make sense
         self._lock = threading.Lock()
         self.sleeps: list[float] = []
 
@@ -78,4 +77,4 @@ class FakeClock:
             self._t += seconds
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(1_800_000_000 + self.monotonic(), UTC)
+        return self._wall_origin + timedelta(seconds=self.monotonic())

@@ -1,0 +1,147 @@
+"""End to end: the shared sample events replayed through the sandbox, as a user would with the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gatehouse.cli import main
+from tests.conftest import SHARED_EVENTS
+
+
+def replay(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
+    code = main(["sandbox", "replay", *args])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    state: dict[str, Any] = json.loads(out)
+    return state
+
+
+def write(tmp_path: Path, name: str, data: object) -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def test_create_account_result_onboards_the_account(capsys: pytest.CaptureFixture[str]) -> None:
+    state = replay(capsys, str(SHARED_EVENTS / "create-account-result.json"))
+
+    [role] = state["roles"]
+    [registration] = state["cloudcraft"]["accounts"]
+    assert role["account_id"] == "222222222222"
+    assert role["role_name"] == "cloudcraft"
+    assert role["managed_policies"] == ["arn:aws:iam::aws:policy/ReadOnlyAccess"]
+    assert role["inline_policies"] == []
+    assert role["trusted_principal"].endswith(":root")
+    assert role["external_id"]
+    assert registration["roleArn"] == "arn:aws:iam::222222222222:role/cloudcraft"
+    assert registration["name"] == "data-platform (222222222222)"  # looked up: the event said "****"
+    [note] = state["notifications"]
+    assert note["attributes"] == {"event_kind": "account-onboarding", "outcome": "onboarded", "account_id": "222222222222"}
+    assert "data-platform" in note["message"]
+    assert state["errors"] == []
+    posts = [r for r in state["cloudcraft"]["requests"] if r["method"] == "POST"]
+    assert [r["status"] for r in posts] == [201]
+
+
+def test_control_tower_account_is_reached_through_its_own_access_role(capsys: pytest.CaptureFixture[str]) -> None:
+    state = replay(capsys, str(SHARED_EVENTS / "control-tower-create-managed-account.json"))
+
+    assert [r["account_id"] for r in state["roles"]] == ["333333333333"]
+    [delivery] = state["deliveries"]
+    assert delivery["result"]["access_role"] == "AWSControlTowerExecution"
+
+
+def test_triple_delivery_gives_one_role_one_registration_one_notification(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    state = replay(capsys, "--repeat", "3", str(SHARED_EVENTS / "create-account-result.json"))
+
+    assert len(state["roles"]) == 1
+    assert len(state["cloudcraft"]["accounts"]) == 1
+    assert len(state["notifications"]) == 1
+    assert [d["result"]["outcome"] for d in state["deliveries"]] == ["onboarded"] * 3
+    assert sum(r["method"] == "POST" for r in state["cloudcraft"]["requests"]) == 1
+
+
+def test_account_registered_under_another_name_is_not_added_again(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    seeded = {"cloudcraft": {"accounts": [{"name": "Datadog: data", "roleArn": "arn:aws:iam::222222222222:role/cloudcraft"}]}}
+    state = replay(capsys, "--state", write(tmp_path, "state.json", seeded), str(SHARED_EVENTS / "create-account-result.json"))
+
+    [registration] = state["cloudcraft"]["accounts"]
+    assert registration["name"] == "data-platform (222222222222)"
+    assert not any(r["method"] == "POST" for r in state["cloudcraft"]["requests"])
+    assert state["deliveries"][0]["result"]["registration"] == "updated"
+
+
+def test_failed_creation_only_notifies(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    event = json.loads((SHARED_EVENTS / "create-account-result.json").read_text())
+    status = event["detail"]["serviceEventDetails"]["createAccountStatus"]
+    status.update(state="FAILED", failureReason="EMAIL_ALREADY_EXISTS")
+    del status["accountId"]
+    state = replay(capsys, write(tmp_path, "failed.json", event))
+
+    assert state["roles"] == []
+    assert state["cloudcraft"]["requests"] == []
+    [note] = state["notifications"]
+    assert note["attributes"]["outcome"] == "creation-failed"
+    assert "EMAIL_ALREADY_EXISTS" in note["message"]
+
+
+def test_malformed_event_is_reported_in_errors_and_a_notification(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    event = json.loads((SHARED_EVENTS / "create-account-result.json").read_text())
+    del event["detail"]["serviceEventDetails"]["createAccountStatus"]
+    state = replay(capsys, write(tmp_path, "bad.json", event), write(tmp_path, "notjson.json", "{"))
+
+    assert state["roles"] == []
+    assert [n["attributes"]["outcome"] for n in state["notifications"]] == ["rejected"]
+    messages = " | ".join(e["message"] for e in state["errors"])
+    assert "createAccountStatus" in messages
+    assert "unreadable event file" in messages or "no Gatehouse rule" in messages
+
+
+def test_invalid_settings_write_nothing_and_notify(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    seeded = {"settings": {"scope_ous": ["ou-bad"], "cloudcraft_role_nme": "x"}}
+    state = replay(capsys, "--state", write(tmp_path, "state.json", seeded), str(SHARED_EVENTS / "create-account-result.json"))
+
+    assert state["roles"] == []
+    assert not [r for r in state["cloudcraft"]["requests"] if r["method"] != "GET"]
+    [note] = state["notifications"]
+    assert note["attributes"]["outcome"] == "failed"
+    assert "scope_ous" in note["message"] and "cloudcraft_role_nme" in note["message"]
+
+
+def test_fresh_account_refusing_assume_role_is_retried_then_handed_back(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    seeded = {
+        "organization": {
+            "accounts": [{"id": "222222222222", "name": "data-platform", "ou": "Workloads", "refuse_assume_role": 5}]
+        },
+        "sandbox": {"eventbridge_retries": 1},
+    }
+    state = replay(capsys, "--state", write(tmp_path, "state.json", seeded), str(SHARED_EVENTS / "create-account-result.json"))
+
+    [delivery] = state["deliveries"]
+    # 4 AssumeRole attempts in the first invocation (settings.assume_role_attempts) are refused, the handler raises
+    # for EventBridge to retry, and the retry gets through after the fifth refusal.
+    assert delivery["attempts"] == 2
+    assert delivery["result"]["outcome"] == "onboarded"
+    assert len(state["roles"]) == 1
+
+
+def test_rate_limited_request_waits_and_succeeds(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    seeded = {"cloudcraft": {"faults": {"rate_limit_next": 1, "rate_limit_retry_after": 7}}}
+    state = replay(capsys, "--state", write(tmp_path, "state.json", seeded), str(SHARED_EVENTS / "create-account-result.json"))
+
+    statuses = [r["status"] for r in state["cloudcraft"]["requests"]]
+    assert statuses[0] == 429
+    assert 201 in statuses
+    assert state["deliveries"][0]["result"]["outcome"] == "onboarded"
