@@ -1,0 +1,578 @@
+"""Typed client of the Cloudcraft AWS-account API: rate limited, retried where safe, never leaking the key."""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import math
+import random
+import re
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+from urllib.parse import quote
+
+import requests
+
+from chalicelib.clock import Clock, SystemClock
+from chalicelib.errors import ConfigurationError, GatehouseError
+
+log = logging.getLogger("gatehouse.cloudcraft")
+
+DEFAULT_BASE_URL = "https://api.cloudcraft.co"
+DEFAULT_RETRY_AFTER = 60.0  # the FAQ's advice when a 429 carries no Retry-After
+MAX_RETRY_AFTER = 600.0  # longer than this cannot be waited out inside one Lambda invocation: fail instead
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 20.0
+BODY_LIMIT = 500
+REDACTED = "[redacted]"
+
+_ROLE_ARN_ACCOUNT = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/\S+$")
+_TAG = re.compile(r"<[^>]*>")
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+# --- models ----------------------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _access(value: Any) -> tuple[str, ...] | None:
+    # null means "Cloudcraft's default access"; an empty list is a real (different) answer, so keep it.
+    if not isinstance(value, list):
+        return None
+    return tuple(item for item in value if isinstance(item, str))
+
+
+@dataclass(frozen=True)
+class CloudcraftAccount:
+    """One AWS account registration as Cloudcraft holds it."""
+
+    id: str
+    name: str
+    role_arn: str
+    external_id: str | None = None
+    read_access: tuple[str, ...] | None = None
+    write_access: tuple[str, ...] | None = None
+    source: str | None = None
+    creator_id: str | None = None
+    created_at: str | None = None  # ISO-8601 as sent: ordering needs no parsing, and nothing else reads it
+    updated_at: str | None = None
+
+    @property
+    def aws_account_id(self) -> str | None:
+        """The AWS account the role lives in: the only reliable key, since names differ (e.g. via Datadog)."""
+        match = _ROLE_ARN_ACCOUNT.match(self.role_arn)
+        return match.group(1) if match else None
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> CloudcraftAccount:
+        return cls(
+            id=_text(data.get("id")) or "",
+            name=_text(data.get("name")) or "",
+            role_arn=_text(data.get("roleArn")) or "",
+            external_id=_text(data.get("externalId")),
+            read_access=_access(data.get("readAccess")),
+            write_access=_access(data.get("writeAccess")),
+            source=_text(data.get("source")),
+            # The API spells it with a capital C; accept the conventional spelling too should it ever be fixed.
+            creator_id=_text(data.get("CreatorId")) or _text(data.get("creatorId")),
+            created_at=_text(data.get("createdAt")),
+            updated_at=_text(data.get("updatedAt")),
+        )
+
+
+@dataclass(frozen=True)
+class IamParameters:
+    """What a role must trust: Cloudcraft's AWS account and the key owner's external ID."""
+
+    account_id: str
+    external_id: str
+    aws_console_url: str = ""
+
+
+@dataclass(frozen=True)
+class Team:
+    id: str
+    name: str
+    role: str | None = None
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> Team:
+        return cls(id=_text(data.get("id")) or "", name=_text(data.get("name")) or "", role=_text(data.get("role")))
+
+
+# --- errors ----------------------------------------------------------------------------------------------
+
+
+class CloudcraftError(GatehouseError):
+    """A Cloudcraft call failed. Carries what was asked and answered, never the request headers."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, body: str = "", method: str = "", path: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body[:BODY_LIMIT]
+        self.method = method
+        self.path = path
+
+
+class CloudcraftBadRequest(CloudcraftError):
+    """400: an invalid request, or a role Cloudcraft could not assume (yet)."""
+
+
+class CloudcraftAuthError(CloudcraftError):
+    """401/403: a missing, wrong or read-only key, or a user without the Owner/Administrator role."""
+
+
+class CloudcraftNotFound(CloudcraftError):
+    """404: no such account (or path)."""
+
+
+class CloudcraftRateLimited(CloudcraftError):
+    """429: the request was not processed; `retry_after` says how long to wait."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = 429,
+        body: str = "",
+        method: str = "",
+        path: str = "",
+        retry_after: float = DEFAULT_RETRY_AFTER,
+    ) -> None:
+        super().__init__(message, status=status, body=body, method=method, path=path)
+        self.retry_after = retry_after
+
+
+class CloudcraftServerError(CloudcraftError):
+    """5xx: Cloudcraft or a gateway in front of it failed; the request may or may not have been processed."""
+
+
+class CloudcraftConnectionError(CloudcraftError):
+    """No answer: connection refused or reset, or a timeout. The request may or may not have been processed."""
+
+
+ERROR_BY_STATUS: dict[int, type[CloudcraftError]] = {
+    400: CloudcraftBadRequest,
+    401: CloudcraftAuthError,
+    403: CloudcraftAuthError,
+    404: CloudcraftNotFound,
+    429: CloudcraftRateLimited,
+}
+
+
+def error_class_for(status: int) -> type[CloudcraftError]:
+    if status >= 500:
+        return CloudcraftServerError
+    return ERROR_BY_STATUS.get(status, CloudcraftError)
+
+
+def error_detail(body: str) -> str:
+    """The human part of an error body: `{"error": ...}` when there is one, else the text of an HTML page."""
+    text = body.strip()
+    if not text:
+        return ""
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        for key in ("error", "message"):
+            value = parsed.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()[:200]
+            if isinstance(value, dict) and isinstance(value.get("message"), str):
+                return str(value["message"]).strip()[:200]
+    if text.startswith("<"):
+        title = _TITLE.search(text)
+        text = title.group(1) if title else _TAG.sub(" ", text)
+        text = html.unescape(text)
+    return " ".join(text.split())[:200]
+
+
+def parse_retry_after(value: str | None, clock: Clock) -> float:
+    """Seconds to wait: delta-seconds or an HTTP date; DEFAULT_RETRY_AFTER when absent or unparseable."""
+    if value is None or not value.strip():
+        return DEFAULT_RETRY_AFTER
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value.strip())
+        except (TypeError, ValueError, IndexError):
+            return DEFAULT_RETRY_AFTER
+        if when.tzinfo is None:
+            return DEFAULT_RETRY_AFTER
+        return max(0.0, (when - clock.now()).total_seconds())
+    if not math.isfinite(seconds) or seconds < 0:
+        return DEFAULT_RETRY_AFTER
+    return seconds
+
+
+# --- rate limiter ----------------------------------------------------------------------------------------
+
+
+class RateLimiter:
+    """Sliding-window limiter shared by every caller of one key: at most `max_requests` per `per_seconds`.
+
+    Waiting goes through `clock.sleep`, so a FakeClock turns waits into counted numbers.
+    """
+
+    def __init__(self, max_requests: int = 20, per_seconds: float = 60.0, *, clock: Clock) -> None:
+        if max_requests < 1 or per_seconds <= 0:
+            raise ValueError("max_requests must be >= 1 and per_seconds > 0")
+        self.max_requests = max_requests
+        self.per_seconds = per_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._sent: deque[float] = deque()
+        self._blocked_until = float("-inf")
+
+    def acquire(self) -> float:
+        """Block until a request may be sent and claim its slot; returns the seconds waited."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock.monotonic()
+                while self._sent and self._sent[0] <= now - self.per_seconds:
+                    self._sent.popleft()
+                if now < self._blocked_until:
+                    wait = self._blocked_until - now
+                elif len(self._sent) < self.max_requests:
+                    self._sent.append(now)
+                    return waited
+                else:
+                    wait = self._sent[0] + self.per_seconds - now
+            # Sleep outside the lock so callers that are not waiting (penalize, other acquires) are not stuck.
+            log.debug("rate limiter: waiting %.2fs", wait)
+            self._clock.sleep(wait)
+            waited += wait
+
+    def penalize(self, seconds: float) -> None:
+        """Hold back every caller for `seconds` from now (after a 429: the server's window is full)."""
+        with self._lock:
+            self._blocked_until = max(self._blocked_until, self._clock.monotonic() + max(seconds, 0.0))
+
+
+# --- client ----------------------------------------------------------------------------------------------
+
+
+class _Secret:
+    """Holds the key so that repr(), vars() dumps and debuggers show a placeholder instead."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return REDACTED
+
+    __str__ = __repr__
+
+
+def _user_agent() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"gatehouse/{version('gatehouse')}"
+    except PackageNotFoundError:  # the Lambda bundle carries chalicelib but no distribution metadata
+        return "gatehouse/lambda"
+
+
+def _equal_jitter(delay: float) -> float:
+    return random.uniform(delay / 2, delay)  # noqa: S311 - spreading retries, not cryptography
+
+
+class CloudcraftClient:
+    """The Cloudcraft API calls Gatehouse makes, each one rate limited and retried as far as it is safe."""
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        session: requests.Session | None = None,
+        timeout: float = 10.0,
+        rate_limiter: RateLimiter | None = None,
+        clock: Clock | None = None,
+        max_attempts: int = 4,
+        jitter: Callable[[float], float] | None = None,
+    ) -> None:
+        if not api_key or not api_key.strip():
+            raise ConfigurationError("the Cloudcraft API key is empty")
+        if not base_url.startswith(("https://", "http://")):
+            raise ConfigurationError(f"the Cloudcraft base URL must start with https:// (got {base_url!r})")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        self._key = _Secret(api_key.strip())
+        self.base_url = base_url.rstrip("/")
+        self._own_session = session is None
+        self._session = session or requests.Session()
+        self._timeout = timeout
+        self._clock: Clock = clock or SystemClock()
+        self._limiter = rate_limiter or RateLimiter(clock=self._clock)
+        self._max_attempts = max_attempts
+        self._jitter = jitter or _equal_jitter
+        self._user_agent = _user_agent()
+        self._count_lock = threading.Lock()
+        self.request_count = 0
+
+    def __repr__(self) -> str:
+        return f"CloudcraftClient(base_url={self.base_url!r})"
+
+    def close(self) -> None:
+        if self._own_session:
+            self._session.close()
+
+    def __enter__(self) -> CloudcraftClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- API calls ---------------------------------------------------------------------------------------
+    def list_accounts(self) -> list[CloudcraftAccount]:
+        data = self._call("GET", "/aws/account")
+        accounts = data.get("accounts") if isinstance(data, dict) else None
+        if not isinstance(accounts, list) or not all(isinstance(item, dict) for item in accounts):
+            # Skipping what cannot be read would hide a registration and invite a duplicate: refuse instead.
+            raise self._shape_error("GET", "/aws/account", 'an object with an "accounts" list')
+        return [CloudcraftAccount.from_api(item) for item in accounts]
+
+    def create_account(
+        self,
+        *,
+        name: str,
+        role_arn: str,
+        region: str = "us-east-1",
+        read_access: tuple[str, ...] | None = None,
+        write_access: tuple[str, ...] | None = None,
+    ) -> CloudcraftAccount:
+        """Register an account (201). After an ambiguous failure, checks whether the POST landed before repeating it."""
+        body: dict[str, Any] = {"name": name, "roleArn": role_arn, "region": region}
+        if read_access is not None:
+            body["readAccess"] = list(read_access)
+        if write_access is not None:
+            body["writeAccess"] = list(write_access)
+        path = "/aws/account"
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                data = self._attempt("POST", path, body, attempt)
+            except CloudcraftRateLimited as exc:
+                # A 429'd request is never processed, so repeating the POST cannot create a duplicate.
+                self._after_rate_limit(exc, attempt)
+                continue
+            except (CloudcraftServerError, CloudcraftConnectionError) as exc:
+                if attempt >= self._max_attempts:
+                    raise
+                self._backoff(exc, attempt)
+                landed = self._registered(role_arn)
+                if landed is not None:
+                    log.info(
+                        "cloudcraft POST %s: the failed attempt had registered the account (%s); not repeating it",
+                        path,
+                        landed.id,
+                    )
+                    return landed
+                continue
+            return self._account(data, "POST", path)
+
+    def update_account(
+        self,
+        account_id: str,
+        *,
+        name: str,
+        role_arn: str,
+        read_access: tuple[str, ...] | None,
+        write_access: tuple[str, ...] | None,
+    ) -> CloudcraftAccount:
+        """Replace a registration: PUT takes the full object, so omitted access would be reset, not kept."""
+        path = f"/aws/account/{quote(account_id, safe='')}"
+        body = {
+            "name": name,
+            "roleArn": role_arn,
+            "readAccess": list(read_access) if read_access is not None else None,
+            "writeAccess": list(write_access) if write_access is not None else None,
+        }
+        return self._account(self._call("PUT", path, body), "PUT", path)
+
+    def delete_account(self, account_id: str) -> None:
+        self._call("DELETE", f"/aws/account/{quote(account_id, safe='')}", missing_ok_after_retry=True)
+
+    def iam_parameters(self) -> IamParameters:
+        path = "/aws/account/iamParameters"
+        data = self._call("GET", path)
+        if not isinstance(data, dict):
+            raise self._shape_error("GET", path, "an object")
+        account_id, external_id = _text(data.get("accountId")), _text(data.get("externalId"))
+        if not account_id or not external_id:
+            # A trust policy built from blanks would lock Cloudcraft out of every account: refuse instead.
+            raise self._shape_error("GET", path, "accountId and externalId")
+        return IamParameters(account_id, external_id, _text(data.get("awsConsoleUrl")) or "")
+
+    def policy(self, kind: Literal["custom", "minimal"]) -> dict[str, Any]:
+        """Cloudcraft's IAM policy document for the read-only role (`custom`) or its stricter variant."""
+        if kind not in ("custom", "minimal"):
+            raise ValueError(f"policy kind must be 'custom' or 'minimal', not {kind!r}")
+        path = f"/aws/account/iamParameters/policy/{kind}"
+        data = self._call("GET", path)
+        if not isinstance(data, dict) or not isinstance(data.get("Statement"), list | dict):
+            raise self._shape_error("GET", path, "an IAM policy document with a Statement")
+        return data
+
+    def teams(self) -> list[Team]:
+        path = "/team"
+        data = self._call("GET", path)
+        items: Any = data
+        if isinstance(data, dict):
+            # The docs show an object, the Go SDK's fixture a bare array; take the object's list either way.
+            items = data.get("teams")
+            if not isinstance(items, list):
+                items = next((value for value in data.values() if isinstance(value, list)), None)
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise self._shape_error("GET", path, "a list of teams")
+        return [Team.from_api(item) for item in items]
+
+    # --- retries -----------------------------------------------------------------------------------------
+    def _call(self, method: str, path: str, body: Any = None, *, missing_ok_after_retry: bool = False) -> Any:
+        """Send an idempotent request (GET, PUT, DELETE), retrying 429, 5xx and connection failures."""
+        attempt = 0
+        ambiguous = False
+        while True:
+            attempt += 1
+            try:
+                return self._attempt(method, path, body, attempt)
+            except CloudcraftRateLimited as exc:
+                self._after_rate_limit(exc, attempt)
+            except (CloudcraftServerError, CloudcraftConnectionError) as exc:
+                if attempt >= self._max_attempts:
+                    raise
+                ambiguous = True
+                self._backoff(exc, attempt)
+            except CloudcraftNotFound:
+                # A DELETE repeated after a failure that hid its success finds nothing left to delete.
+                if missing_ok_after_retry and ambiguous:
+                    log.info("cloudcraft %s %s: already gone after an earlier failed attempt", method, path)
+                    return None
+                raise
+
+    def _after_rate_limit(self, exc: CloudcraftRateLimited, attempt: int) -> None:
+        # Everyone sharing the limiter backs off, not only this caller: the server's window is full for all.
+        self._limiter.penalize(exc.retry_after)
+        if attempt >= self._max_attempts or exc.retry_after > MAX_RETRY_AFTER:
+            raise exc
+        log.warning(
+            "cloudcraft %s %s: rate limited (attempt %d), waiting %.1fs",
+            exc.method,
+            exc.path,
+            attempt,
+            exc.retry_after,
+        )
+
+    def _backoff(self, exc: CloudcraftError, attempt: int) -> None:
+        wait = max(0.0, self._jitter(min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))))
+        log.warning(
+            "cloudcraft %s %s: %s (attempt %d), retrying in %.1fs",
+            exc.method,
+            exc.path,
+            exc.status if exc.status is not None else "no response",
+            attempt,
+            wait,
+        )
+        self._clock.sleep(wait)
+
+    def _registered(self, role_arn: str) -> CloudcraftAccount | None:
+        matches = [account for account in self.list_accounts() if account.role_arn == role_arn]
+        return max(matches, key=lambda account: account.created_at or "") if matches else None
+
+    # --- one request -------------------------------------------------------------------------------------
+    def _attempt(self, method: str, path: str, body: Any, attempt: int) -> Any:
+        """One rate-limited HTTP exchange: the parsed JSON of a 2xx, or the matching CloudcraftError."""
+        self._limiter.acquire()
+        with self._count_lock:
+            self.request_count += 1
+        try:
+            response = self._session.request(
+                method,
+                self.base_url + path,
+                json=body,
+                headers={
+                    "Authorization": f"Bearer {self._key.reveal()}",
+                    "Accept": "application/json",
+                    "User-Agent": self._user_agent,
+                },
+                timeout=self._timeout,
+                # A redirect would be a misconfigured base URL, and following it could turn a POST into a GET.
+                allow_redirects=False,
+            )
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            log.debug("cloudcraft %s %s -> no response (attempt %d): %s", method, path, attempt, type(exc).__name__)
+            raise CloudcraftConnectionError(
+                f"Cloudcraft {method} {path}: no response ({type(exc).__name__}: {self._redact(_first_line(exc))})",
+                method=method,
+                path=path,
+            ) from None
+        status = response.status_code
+        log.debug("cloudcraft %s %s -> %d (attempt %d)", method, path, status, attempt)
+        text = self._redact(response.text or "")
+        if 200 <= status < 300:
+            if not text.strip():
+                return None
+            try:
+                return json.loads(text)
+            except ValueError:
+                raise self._shape_error(method, path, "JSON", status=status, body=text) from None
+        raise self._error(response, method, path, text)
+
+    def _error(self, response: requests.Response, method: str, path: str, text: str) -> CloudcraftError:
+        status = response.status_code
+        detail = error_detail(text) or (response.reason or "") or "(empty body)"
+        message = self._redact(f"Cloudcraft {method} {path} returned {status}: {detail}")
+        cls = error_class_for(status)
+        if cls is CloudcraftRateLimited:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock)
+            return CloudcraftRateLimited(
+                message, status=status, body=text, method=method, path=path, retry_after=retry_after
+            )
+        return cls(message, status=status, body=text, method=method, path=path)
+
+    def _shape_error(
+        self, method: str, path: str, expected: str, *, status: int | None = 200, body: str = ""
+    ) -> CloudcraftError:
+        return CloudcraftError(
+            f"Cloudcraft {method} {path}: unexpected response, expected {expected}",
+            status=status,
+            body=body,
+            method=method,
+            path=path,
+        )
+
+    def _account(self, data: Any, method: str, path: str) -> CloudcraftAccount:
+        if not isinstance(data, dict):
+            raise self._shape_error(method, path, "an account object")
+        return CloudcraftAccount.from_api(data)
+
+    def _redact(self, text: str) -> str:
+        # Gateways have been known to echo request headers in error pages; the key must not travel on in them.
+        key = self._key.reveal()
+        return text.replace(key, REDACTED) if key in text else text
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0][:200] if text else ""

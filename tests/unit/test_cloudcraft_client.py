@@ -1,0 +1,642 @@
+"""Unit tests of the Cloudcraft client: parsing, error mapping, the rate limiter and retries against a fake session."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from email.utils import format_datetime
+from typing import Any
+
+import pytest
+import requests
+
+from chalicelib.clock import FakeClock
+from chalicelib.cloudcraft import (
+    DEFAULT_RETRY_AFTER,
+    CloudcraftAccount,
+    CloudcraftAuthError,
+    CloudcraftBadRequest,
+    CloudcraftClient,
+    CloudcraftConnectionError,
+    CloudcraftError,
+    CloudcraftNotFound,
+    CloudcraftRateLimited,
+    CloudcraftServerError,
+    RateLimiter,
+    Team,
+    error_class_for,
+    error_detail,
+    parse_retry_after,
+)
+from chalicelib.errors import ConfigurationError, GatehouseError
+
+KEY = "cc-unit-" + "Zq8Wt3" * 6
+ROLE_ARN = "arn:aws:iam::123456789012:role/cloudcraft"
+
+
+def account_json(**overrides: Any) -> dict[str, Any]:
+    account = {
+        "id": "3f1b6a2e-8c4d-4e5f-9a0b-1c2d3e4f5a6b",
+        "name": "payments prod",
+        "roleArn": ROLE_ARN,
+        "externalId": "ext-1",
+        "readAccess": None,
+        "writeAccess": ["team/abc"],
+        "source": "aws",
+        "CreatorId": "user-1",
+        "createdAt": "2025-01-02T03:04:05.000Z",
+        "updatedAt": "2025-01-02T03:04:05.000Z",
+    }
+    account.update(overrides)
+    return account
+
+
+def assert_no_key(text: str, where: str) -> None:
+    """Fails without echoing the text: a failing `assert KEY not in text` would print the key itself."""
+    __tracebackhide__ = True
+    if KEY in text:
+        pytest.fail(f"the API key leaked into {where}", pytrace=False)
+
+
+# --- a scripted session: fakes over mocks --------------------------------------------------------------
+
+
+Reply = requests.Response | Exception
+
+
+def response(status: int, body: Any = None, *, headers: dict[str, str] | None = None, reason: str = "") -> Reply:
+    resp = requests.Response()
+    resp.status_code = status
+    resp.reason = reason
+    resp.headers.update(headers or {})
+    if body is None:
+        resp._content = b""
+    elif isinstance(body, str | bytes):
+        resp._content = body.encode() if isinstance(body, str) else body
+    else:
+        resp._content = json.dumps(body).encode()
+    return resp
+
+
+class ScriptedSession(requests.Session):
+    """Answers each request with the next scripted reply and records what was sent."""
+
+    def __init__(self, *replies: Reply | Callable[[str, str], Reply]) -> None:
+        super().__init__()
+        self.replies = list(replies)
+        self.sent: list[dict[str, Any]] = []
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        self.sent.append({"method": method, "url": url, **kwargs})
+        reply = self.replies.pop(0)
+        if callable(reply) and not isinstance(reply, requests.Response | Exception):
+            reply = reply(str(method), str(url))
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+
+def make_client(session: ScriptedSession, clock: FakeClock | None = None, **kwargs: Any) -> CloudcraftClient:
+    clock = clock or FakeClock()
+    return CloudcraftClient(
+        KEY,
+        "https://cloudcraft.test/",
+        session=session,
+        clock=clock,
+        rate_limiter=RateLimiter(1000, 1.0, clock=clock),
+        jitter=lambda delay: delay,
+        **kwargs,
+    )
+
+
+# --- models ---------------------------------------------------------------------------------------------
+
+
+def test_account_from_api_reads_every_documented_field() -> None:
+    account = CloudcraftAccount.from_api(account_json())
+
+    assert account == CloudcraftAccount(
+        id="3f1b6a2e-8c4d-4e5f-9a0b-1c2d3e4f5a6b",
+        name="payments prod",
+        role_arn=ROLE_ARN,
+        external_id="ext-1",
+        read_access=None,
+        write_access=("team/abc",),
+        source="aws",
+        creator_id="user-1",
+        created_at="2025-01-02T03:04:05.000Z",
+        updated_at="2025-01-02T03:04:05.000Z",
+    )
+
+
+def test_account_from_api_tolerates_unknown_null_missing_and_mistyped_fields() -> None:
+    account = CloudcraftAccount.from_api(
+        {
+            "id": "a1",
+            "roleArn": ROLE_ARN,
+            "name": None,
+            "readAccess": [],
+            "writeAccess": ["team/x", 7, None],
+            "CreatorId": None,
+            "creatorId": "user-2",
+            "brandNewField": {"nested": True},
+        }
+    )
+
+    assert account.name == ""
+    assert account.read_access == ()  # an empty list is an answer of its own, unlike null
+    assert account.write_access == ("team/x",)
+    assert account.creator_id == "user-2"
+    assert account.external_id is None
+    assert account.created_at is None
+    assert account.source is None
+
+
+def test_account_from_an_empty_object_has_blank_identity_and_no_aws_account() -> None:
+    account = CloudcraftAccount.from_api({})
+
+    assert (account.id, account.name, account.role_arn) == ("", "", "")
+    assert account.aws_account_id is None
+
+
+@pytest.mark.parametrize(
+    ("role_arn", "expected"),
+    [
+        ("arn:aws:iam::123456789012:role/cloudcraft", "123456789012"),
+        ("arn:aws:iam::123456789012:role/path/to/cloudcraft", "123456789012"),
+        ("arn:aws-us-gov:iam::210987654321:role/cloudcraft", "210987654321"),
+        ("arn:aws:iam::12345678901:role/cloudcraft", None),  # 11 digits
+        ("arn:aws:iam::1234567890123:role/cloudcraft", None),  # 13 digits
+        ("arn:aws:sts::123456789012:assumed-role/cloudcraft/s", None),
+        ("arn:aws:iam::123456789012:user/alice", None),
+        ("123456789012", None),
+        ("", None),
+    ],
+)
+def test_aws_account_id_comes_from_the_role_arn(role_arn: str, expected: str | None) -> None:
+    assert CloudcraftAccount.from_api(account_json(roleArn=role_arn)).aws_account_id == expected
+
+
+def test_team_from_api_tolerates_missing_role_and_extra_fields() -> None:
+    assert Team.from_api({"id": "t1", "name": "Ops", "members": [{"id": "u"}]}) == Team("t1", "Ops", None)
+
+
+# --- errors ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (400, CloudcraftBadRequest),
+        (401, CloudcraftAuthError),
+        (403, CloudcraftAuthError),
+        (404, CloudcraftNotFound),
+        (429, CloudcraftRateLimited),
+        (500, CloudcraftServerError),
+        (502, CloudcraftServerError),
+        (599, CloudcraftServerError),
+        (409, CloudcraftError),
+        (418, CloudcraftError),
+    ],
+)
+def test_status_maps_to_its_error_class(status: int, expected: type[CloudcraftError]) -> None:
+    assert error_class_for(status) is expected
+
+
+def test_every_cloudcraft_error_is_a_gatehouse_error() -> None:
+    for cls in (CloudcraftBadRequest, CloudcraftConnectionError, CloudcraftRateLimited, CloudcraftServerError):
+        assert issubclass(cls, CloudcraftError)
+    assert issubclass(CloudcraftError, GatehouseError)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ('{"error": "Invalid roleArn"}', "Invalid roleArn"),
+        ('{"message": "Forbidden"}', "Forbidden"),
+        ('{"error": {"message": "nested"}}', "nested"),
+        ("<html><head><title>502 Bad Gateway</title></head><body><h1>oops</h1></body></html>", "502 Bad Gateway"),
+        ("<html><body><h1>Service\n  Unavailable</h1></body></html>", "Service Unavailable"),
+        ("<html><head><title>A &amp; B</title></head></html>", "A & B"),
+        ("", ""),
+        ("   \n", ""),
+        ("upstream connect error", "upstream connect error"),
+        ('["not", "an", "object"]', '["not", "an", "object"]'),
+        ("{broken json", "{broken json"),
+    ],
+)
+def test_error_detail_reads_json_html_and_text_without_crashing(body: str, expected: str) -> None:
+    assert error_detail(body) == expected
+
+
+def test_error_detail_is_bounded() -> None:
+    assert len(error_detail("x" * 5000)) == 200
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("7", 7.0),
+        ("0", 0.0),
+        ("2.5", 2.5),
+        (None, DEFAULT_RETRY_AFTER),
+        ("", DEFAULT_RETRY_AFTER),
+        ("soon", DEFAULT_RETRY_AFTER),
+        ("-3", DEFAULT_RETRY_AFTER),
+        ("nan", DEFAULT_RETRY_AFTER),
+        ("inf", DEFAULT_RETRY_AFTER),
+    ],
+)
+def test_parse_retry_after(header: str | None, expected: float) -> None:
+    assert parse_retry_after(header, FakeClock()) == expected
+
+
+def test_parse_retry_after_accepts_an_http_date_relative_to_the_clock() -> None:
+    from datetime import timedelta
+
+    clock = FakeClock()
+    header = format_datetime(clock.now() + timedelta(seconds=42), usegmt=True)
+
+    # HTTP dates carry whole seconds, and the fake wall clock starts at a fraction of one.
+    assert 41.0 < parse_retry_after(header, clock) <= 42.0
+
+
+# --- rate limiter ---------------------------------------------------------------------------------------
+
+
+def test_limiter_lets_twenty_through_and_the_21st_waits_for_the_window() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(20, 60.0, clock=clock)
+
+    waits = [limiter.acquire() for _ in range(20)]
+    assert waits == [0.0] * 20
+    assert clock.sleeps == []
+
+    assert limiter.acquire() == 60.0
+    assert clock.sleeps == [60.0]
+    assert clock.monotonic() == 60.0
+
+
+def test_limiter_window_slides_rather_than_resetting() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(20, 60.0, clock=clock)
+    for _ in range(10):
+        limiter.acquire()
+    clock.advance(30)
+    for _ in range(10):
+        limiter.acquire()
+
+    # The first ten leave the window at t=60, not at some fixed minute boundary.
+    assert limiter.acquire() == 30.0
+    assert clock.monotonic() == 60.0
+    # Ten slots freed at t=60: nine more go through at once, the tenth waits for the t=30 batch.
+    assert [limiter.acquire() for _ in range(9)] == [0.0] * 9
+    assert limiter.acquire() == 30.0
+    assert clock.monotonic() == 90.0
+
+
+def test_penalize_holds_back_the_next_caller_even_with_free_slots() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(20, 60.0, clock=clock)
+    limiter.acquire()
+
+    limiter.penalize(15)
+    limiter.penalize(5)  # a shorter penalty never shortens a longer one
+
+    assert limiter.acquire() == 15.0
+    assert limiter.acquire() == 0.0
+
+
+class _Blocked(Exception):
+    pass
+
+
+class _FrozenClock(FakeClock):
+    """Time stands still and waiting is refused: each thread either gets a slot at once or gives up."""
+
+    def sleep(self, seconds: float) -> None:
+        raise _Blocked
+
+
+def test_limiter_never_grants_more_than_its_limit_to_concurrent_callers() -> None:
+    limiter = RateLimiter(20, 60.0, clock=_FrozenClock())
+    granted: list[int] = []
+    refused: list[int] = []
+    start = threading.Barrier(40)
+
+    def worker(index: int) -> None:
+        start.wait()
+        try:
+            limiter.acquire()
+        except _Blocked:
+            refused.append(index)
+        else:
+            granted.append(index)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(granted) == 20
+    assert len(refused) == 20
+
+
+def test_limiter_rejects_nonsense_settings() -> None:
+    with pytest.raises(ValueError, match="max_requests"):
+        RateLimiter(0, 60.0, clock=FakeClock())
+
+
+# --- client over a scripted session ---------------------------------------------------------------------
+
+
+def test_client_refuses_an_empty_key_and_a_non_http_base_url() -> None:
+    with pytest.raises(ConfigurationError):
+        CloudcraftClient("  ")
+    with pytest.raises(ConfigurationError, match="https://"):
+        CloudcraftClient(KEY, "api.cloudcraft.co")
+
+
+def test_requests_carry_bearer_key_user_agent_timeout_and_no_redirects() -> None:
+    session = ScriptedSession(response(200, {"accounts": []}))
+    client = make_client(session, timeout=3.5)
+
+    assert client.list_accounts() == []
+
+    sent = session.sent[0]
+    assert sent["method"] == "GET"
+    assert sent["url"] == "https://cloudcraft.test/aws/account"
+    assert sent["headers"]["Authorization"] == f"Bearer {KEY}"
+    assert sent["headers"]["User-Agent"].startswith("gatehouse/")
+    assert sent["timeout"] == 3.5
+    assert sent["allow_redirects"] is False
+    assert client.request_count == 1
+
+
+def test_repr_and_attributes_show_the_base_url_but_never_the_key() -> None:
+    client = make_client(ScriptedSession())
+
+    assert repr(client) == "CloudcraftClient(base_url='https://cloudcraft.test')"
+    assert_no_key(repr(vars(client)), "vars(client)")
+    assert_no_key(str(client), "str(client)")
+
+
+def test_list_accounts_parses_every_account() -> None:
+    session = ScriptedSession(response(200, {"accounts": [account_json(), account_json(id="b2", roleArn="x")]}))
+
+    accounts = make_client(session).list_accounts()
+
+    assert [a.id for a in accounts] == ["3f1b6a2e-8c4d-4e5f-9a0b-1c2d3e4f5a6b", "b2"]
+    assert [a.aws_account_id for a in accounts] == ["123456789012", None]
+
+
+@pytest.mark.parametrize("payload", [[], {"accounts": None}, {"accounts": [account_json(), "junk"]}, "<html>"])
+def test_list_accounts_refuses_a_response_it_cannot_read_completely(payload: Any) -> None:
+    # Dropping an unreadable entry could hide a registration and lead to a duplicate POST.
+    with pytest.raises(CloudcraftError, match="unexpected response"):
+        make_client(ScriptedSession(response(200, payload))).list_accounts()
+
+
+def test_create_account_posts_the_documented_body_and_parses_the_201() -> None:
+    session = ScriptedSession(response(201, account_json()))
+
+    created = make_client(session).create_account(
+        name="payments prod", role_arn=ROLE_ARN, region="eu-west-1", write_access=("team/abc",)
+    )
+
+    assert created.id == "3f1b6a2e-8c4d-4e5f-9a0b-1c2d3e4f5a6b"
+    assert session.sent[0]["method"] == "POST"
+    assert session.sent[0]["json"] == {
+        "name": "payments prod",
+        "roleArn": ROLE_ARN,
+        "region": "eu-west-1",
+        "writeAccess": ["team/abc"],
+    }
+
+
+def test_update_account_sends_the_full_object_with_explicit_nulls() -> None:
+    session = ScriptedSession(response(200, account_json(name="renamed")))
+
+    updated = make_client(session).update_account(
+        "id/with slash", name="renamed", role_arn=ROLE_ARN, read_access=None, write_access=("team/abc",)
+    )
+
+    assert updated.name == "renamed"
+    assert session.sent[0]["method"] == "PUT"
+    assert session.sent[0]["url"] == "https://cloudcraft.test/aws/account/id%2Fwith%20slash"
+    assert session.sent[0]["json"] == {
+        "name": "renamed",
+        "roleArn": ROLE_ARN,
+        "readAccess": None,
+        "writeAccess": ["team/abc"],
+    }
+
+
+def test_delete_account_accepts_an_empty_200() -> None:
+    session = ScriptedSession(response(200))
+
+    make_client(session).delete_account("a1")
+
+    assert session.sent[0]["method"] == "DELETE"
+
+
+def test_a_404_on_a_first_delete_is_an_error() -> None:
+    with pytest.raises(CloudcraftNotFound):
+        make_client(ScriptedSession(response(404, {"error": "Account not found"}))).delete_account("a1")
+
+
+def test_a_404_after_an_ambiguous_delete_means_it_was_already_deleted() -> None:
+    session = ScriptedSession(response(502, "<html>Bad gateway</html>"), response(404, {"error": "Account not found"}))
+
+    make_client(session).delete_account("a1")  # no CloudcraftNotFound
+
+    assert len(session.sent) == 2
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"teams": [{"id": "t1", "name": "Ops", "role": "admin"}]}, [{"id": "t1", "name": "Ops", "role": "admin"}]],
+)
+def test_teams_accepts_a_bare_array_and_a_wrapping_object(payload: Any) -> None:
+    assert make_client(ScriptedSession(response(200, payload))).teams() == [Team("t1", "Ops", "admin")]
+
+
+def test_teams_accepts_an_object_wrapping_its_list_under_another_key() -> None:
+    payload = {"total": 1, "data": [{"id": "t1", "name": "Ops"}]}
+
+    assert make_client(ScriptedSession(response(200, payload))).teams() == [Team("t1", "Ops", None)]
+
+
+def test_iam_parameters_refuses_blanks_a_trust_policy_cannot_use() -> None:
+    session = ScriptedSession(response(200, {"accountId": "999999999999", "externalId": ""}))
+
+    with pytest.raises(CloudcraftError, match="accountId and externalId"):
+        make_client(session).iam_parameters()
+
+
+def test_policy_rejects_an_unknown_kind_without_a_request() -> None:
+    session = ScriptedSession()
+
+    with pytest.raises(ValueError, match="custom"):
+        make_client(session).policy("maximal")  # type: ignore[arg-type]
+    assert session.sent == []
+
+
+def test_html_5xx_becomes_a_server_error_with_readable_message_and_bounded_body() -> None:
+    page = "<html><head><title>502 Bad Gateway</title></head><body>" + "x" * 2000 + "</body></html>"
+    session = ScriptedSession(response(502, page, reason="Bad Gateway"))
+
+    with pytest.raises(CloudcraftServerError) as caught:
+        make_client(session, max_attempts=1).list_accounts()
+
+    error = caught.value
+    assert error.status == 502
+    assert error.method == "GET"
+    assert error.path == "/aws/account"
+    assert str(error) == "Cloudcraft GET /aws/account returned 502: 502 Bad Gateway"
+    assert len(error.body) == 500
+
+
+def test_empty_error_body_falls_back_to_the_reason_phrase() -> None:
+    session = ScriptedSession(response(503, None, reason="Service Unavailable"))
+
+    with pytest.raises(CloudcraftServerError, match="returned 503: Service Unavailable"):
+        make_client(session, max_attempts=1).list_accounts()
+
+
+def test_a_2xx_that_is_not_json_is_an_error_not_a_crash() -> None:
+    session = ScriptedSession(response(200, "<html>captive portal</html>"))
+
+    with pytest.raises(CloudcraftError, match="expected JSON") as caught:
+        make_client(session).list_accounts()
+    assert caught.value.status == 200
+
+
+def test_a_key_echoed_by_a_gateway_is_redacted_from_the_error() -> None:
+    echoed = f"<html><title>Bad request</title><pre>Authorization: Bearer {KEY}</pre></html>"
+    session = ScriptedSession(response(400, echoed), response(400, {"error": f"bad key {KEY}"}))
+    client = make_client(session)
+
+    for _ in range(2):
+        with pytest.raises(CloudcraftBadRequest) as caught:
+            client.list_accounts()
+        assert_no_key(str(caught.value), "str(error)")
+        assert_no_key(repr(caught.value), "repr(error)")
+        assert_no_key(caught.value.body, "error.body")
+        assert "[redacted]" in caught.value.body
+
+
+def test_a_400_is_never_retried() -> None:
+    session = ScriptedSession(response(400, {"error": "Unable to verify the role"}))
+    client = make_client(session)
+
+    with pytest.raises(CloudcraftBadRequest, match="Unable to verify"):
+        client.create_account(name="n", role_arn=ROLE_ARN)
+    assert client.request_count == 1
+
+
+def test_5xx_retries_back_off_exponentially_through_the_jitter_then_give_up() -> None:
+    clock = FakeClock()
+    session = ScriptedSession(*[response(500, {"error": "boom"}) for _ in range(4)])
+    client = make_client(session, clock)
+
+    with pytest.raises(CloudcraftServerError, match="boom"):
+        client.list_accounts()
+    assert client.request_count == 4
+    assert clock.sleeps == [1.0, 2.0, 4.0]
+
+
+def test_jitter_decides_the_actual_wait() -> None:
+    clock = FakeClock()
+    session = ScriptedSession(response(500), response(200, {"accounts": []}))
+    client = CloudcraftClient(
+        KEY,
+        "https://cloudcraft.test",
+        session=session,
+        clock=clock,
+        rate_limiter=RateLimiter(1000, 1.0, clock=clock),
+        jitter=lambda delay: delay / 4,
+    )
+
+    client.list_accounts()
+
+    assert clock.sleeps == [0.25]
+
+
+def test_connection_errors_on_reads_are_retried_then_reported_without_a_status() -> None:
+    clock = FakeClock()
+    session = ScriptedSession(
+        requests.ConnectionError("connection refused"), requests.ReadTimeout("read timed out"), response(200, [])
+    )
+
+    assert make_client(session, clock).teams() == []
+    assert clock.sleeps == [1.0, 2.0]
+
+    failing = ScriptedSession(*[requests.ConnectTimeout("connect timed out") for _ in range(2)])
+    with pytest.raises(CloudcraftConnectionError, match="ConnectTimeout") as caught:
+        make_client(failing, max_attempts=2).teams()
+    assert caught.value.status is None
+    assert caught.value.path == "/team"
+
+
+def test_a_rate_limited_post_is_simply_repeated() -> None:
+    clock = FakeClock()
+    session = ScriptedSession(
+        response(429, {"error": "slow down"}, headers={"Retry-After": "3"}), response(201, account_json())
+    )
+
+    created = make_client(session, clock).create_account(name="n", role_arn=ROLE_ARN)
+
+    assert created.role_arn == ROLE_ARN
+    assert [s["method"] for s in session.sent] == ["POST", "POST"]
+    assert clock.sleeps == [3.0]
+
+
+def test_a_post_that_timed_out_but_landed_is_found_by_listing_instead_of_repeated() -> None:
+    older = account_json(id="old", createdAt="2024-01-01T00:00:00.000Z")
+    newer = account_json(id="new", createdAt="2025-06-01T00:00:00.000Z")
+    session = ScriptedSession(
+        requests.ReadTimeout("read timed out"),
+        response(200, {"accounts": [account_json(id="other", roleArn="arn:aws:iam::1:role/x"), older, newer]}),
+    )
+
+    created = make_client(session).create_account(name="n", role_arn=ROLE_ARN)
+
+    assert created.id == "new"
+    assert [s["method"] for s in session.sent] == ["POST", "GET"]
+
+
+def test_a_post_that_failed_and_did_not_land_is_posted_again() -> None:
+    session = ScriptedSession(response(503), response(200, {"accounts": []}), response(201, account_json()))
+
+    created = make_client(session).create_account(name="n", role_arn=ROLE_ARN)
+
+    assert created.role_arn == ROLE_ARN
+    assert [s["method"] for s in session.sent] == ["POST", "GET", "POST"]
+
+
+def test_a_retry_after_too_long_to_wait_out_is_raised_at_once_and_still_penalizes() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(1000, 1.0, clock=clock)
+    session = ScriptedSession(response(429, None, headers={"Retry-After": "3600"}))
+    client = CloudcraftClient(KEY, "https://cloudcraft.test", session=session, clock=clock, rate_limiter=limiter)
+
+    with pytest.raises(CloudcraftRateLimited) as caught:
+        client.list_accounts()
+
+    assert caught.value.retry_after == 3600.0
+    assert client.request_count == 1
+    assert clock.sleeps == []
+    assert limiter.acquire() == 3600.0  # the next caller in this container waits rather than hammering
+
+
+def test_rate_limits_count_towards_max_attempts() -> None:
+    clock = FakeClock()
+    session = ScriptedSession(*[response(429, None, headers={"Retry-After": "2"}) for _ in range(3)])
+
+    with pytest.raises(CloudcraftRateLimited):
+        make_client(session, clock, max_attempts=3).list_accounts()
+    assert len(session.sent) == 3
+    assert clock.sleeps == [2.0, 2.0]
