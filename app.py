@@ -13,7 +13,7 @@ from chalice.app import CloudWatchEvent
 
 from chalicelib.events import ARRIVAL_PATTERN
 
-app = Chalice(app_name="gatehouse")
+app = Chalice(app_name="gatehouse", configure_logs=False)  # Powertools owns logging
 
 
 @app.on_cw_event(ARRIVAL_PATTERN, name="on_account_arrival")

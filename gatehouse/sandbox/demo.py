@@ -54,9 +54,18 @@ def run_demo(*, as_json: bool = False) -> int:
         lines.append("")
         lines.append("Events")
         for title, event in demo_events():
+            calls_before = len(sandbox.cloudcraft.requests_log())
+            assumes_before = len(sandbox.moto.gate.calls)
             delivery = sandbox.deliver(event, source=title)
+            calls = sandbox.cloudcraft.requests_log()[calls_before:]
+            refused = sum(verdict != "allowed" for _, verdict in sandbox.moto.gate.calls[assumes_before:])
             lines.append(f"  - {title}")
             lines.append(f"      {_describe(delivery.result, delivery.error, delivery.attempts)}")
+            summary = ", ".join(f"{call['method']} {call['status']}" for call in calls) or "none"
+            cost = f"Cloudcraft calls: {summary}"
+            if refused:
+                cost += f"; AssumeRole refused {refused} time(s), retried with backoff (and the next role name)"
+            lines.append(f"      {cost}")
         snapshot = sandbox.snapshot()
         if as_json:
             print(json.dumps(snapshot, indent=2, default=str))

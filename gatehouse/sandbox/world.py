@@ -7,6 +7,7 @@ declares, then handed to the same handler functions Lambda calls. Nothing leaves
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import sys
@@ -112,6 +113,7 @@ class Sandbox:
         from gatehouse.sandbox.aws import MotoSandboxServer
         from gatehouse.sandbox.cloudcraft_emulator import CloudcraftEmulator
 
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
         self.moto = MotoSandboxServer(MANAGEMENT_ACCOUNT_ID)
         self.aws_endpoint = self.moto.start()
         self._stack.append(self.moto)
@@ -160,15 +162,13 @@ class Sandbox:
 
     def _route_logs(self) -> None:
         """Handlers log JSON to stdout as in Lambda; here stdout carries results, so logs go to stderr."""
-        import logging
-
         from chalicelib.observability import logger
 
         handler = logger.registered_handler
         if isinstance(handler, logging.StreamHandler):
             self._stack.append(_RestoreStream(handler))
             handler.setStream(sys.stderr)
-        logger.setLevel(os.environ.get("GATEHOUSE_SANDBOX_LOG_LEVEL", "WARNING"))
+        logger.setLevel(os.environ.get("GATEHOUSE_SANDBOX_LOG_LEVEL", "CRITICAL"))
 
     def _start_proton(self) -> Any:
         try:
@@ -281,6 +281,7 @@ class Sandbox:
                 assert account_id == account["id"]
                 if parent != root_id:
                     org.move_account(AccountId=account_id, SourceParentId=root_id, DestinationParentId=parent)
+                _install_aws_managed_policies(account_id)
                 if not account["access_role"]:
                     iam = iam_backends[account_id]["global"]
                     for role in list(iam.roles.values()):
@@ -411,7 +412,7 @@ class Sandbox:
         found = []
         for account in self.accounts:
             for role in iam_backends[account["id"]]["global"].roles.values():
-                tags = {tag["Key"]: tag["Value"] for tag in role.get_tags()}
+                tags = {tag["Key"]: tag["Value"] for tag in role.tags}
                 if role.name != role_name and tags.get("gatehouse:managed") != "true":
                     continue
                 trust = json.loads(role.assume_role_policy_document)
@@ -459,6 +460,28 @@ class Sandbox:
                 "connections": [{"id": c["id"], "status": c["status"]} for c in self.proton.connections()]
             }
         return snapshot
+
+
+# moto can load all ~1,300 AWS managed policies into every account, which costs seconds per account;
+# the sandbox installs only those Gatehouse and its tests attach.
+SANDBOX_MANAGED_POLICIES = ("ReadOnlyAccess", "AdministratorAccess")
+
+
+def _install_aws_managed_policies(account_id: str) -> None:
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+    from moto.iam.models import AWSManagedPolicy, iam_backends
+
+    global _MANAGED_POLICY_DATA  # noqa: PLW0603 - parsed once per process: the data is large
+    if _MANAGED_POLICY_DATA is None:
+        data = json.loads(aws_managed_policies_data)
+        _MANAGED_POLICY_DATA = {name: data[name] for name in SANDBOX_MANAGED_POLICIES}
+    iam = iam_backends[account_id]["global"]
+    for name, document in _MANAGED_POLICY_DATA.items():
+        policy = AWSManagedPolicy.from_data(name, account_id, "us-east-1", document)
+        iam.managed_policies.setdefault(policy.arn, policy)
+
+
+_MANAGED_POLICY_DATA: dict[str, Any] | None = None
 
 
 class _RestoreStream:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,11 @@ def test_create_account_result_onboards_the_account(capsys: pytest.CaptureFixtur
     assert registration["roleArn"] == "arn:aws:iam::222222222222:role/cloudcraft"
     assert registration["name"] == "data-platform (222222222222)"  # looked up: the event said "****"
     [note] = state["notifications"]
-    assert note["attributes"] == {"event_kind": "account-onboarding", "outcome": "onboarded", "account_id": "222222222222"}
+    assert note["attributes"] == {
+        "event_kind": "account-onboarding",
+        "outcome": "onboarded",
+        "account_id": "222222222222",
+    }
     assert "data-platform" in note["message"]
     assert state["errors"] == []
     posts = [r for r in state["cloudcraft"]["requests"] if r["method"] == "POST"]
@@ -70,8 +75,12 @@ def test_triple_delivery_gives_one_role_one_registration_one_notification(
 def test_account_registered_under_another_name_is_not_added_again(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    seeded = {"cloudcraft": {"accounts": [{"name": "Datadog: data", "roleArn": "arn:aws:iam::222222222222:role/cloudcraft"}]}}
-    state = replay(capsys, "--state", write(tmp_path, "state.json", seeded), str(SHARED_EVENTS / "create-account-result.json"))
+    seeded = {
+        "cloudcraft": {"accounts": [{"name": "Datadog: data", "roleArn": "arn:aws:iam::222222222222:role/cloudcraft"}]}
+    }
+    state = replay(
+        capsys, "--state", write(tmp_path, "state.json", seeded), str(SHARED_EVENTS / "create-account-result.json")
+    )
 
     [registration] = state["cloudcraft"]["accounts"]
     assert registration["name"] == "data-platform (222222222222)"
@@ -109,7 +118,9 @@ def test_malformed_event_is_reported_in_errors_and_a_notification(
 
 def test_invalid_settings_write_nothing_and_notify(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     seeded = {"settings": {"scope_ous": ["ou-bad"], "cloudcraft_role_nme": "x"}}
-    state = replay(capsys, "--state", write(tmp_path, "state.json", seeded), str(SHARED_EVENTS / "create-account-result.json"))
+    state = replay(
+        capsys, "--state", write(tmp_path, "state.json", seeded), str(SHARED_EVENTS / "create-account-result.json")
+    )
 
     assert state["roles"] == []
     assert not [r for r in state["cloudcraft"]["requests"] if r["method"] != "GET"]
@@ -118,28 +129,54 @@ def test_invalid_settings_write_nothing_and_notify(capsys: pytest.CaptureFixture
     assert "scope_ous" in note["message"] and "cloudcraft_role_nme" in note["message"]
 
 
+def fresh(event_file: Path, tmp_path: Path, **age: float) -> str:
+    """The sample event, re-dated to `age` ago (the handler gives up on accounts refusing for too long)."""
+    event = json.loads(event_file.read_text())
+    when = (datetime.now(UTC) - timedelta(**age)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    event["time"] = event["detail"]["eventTime"] = when
+    return write(tmp_path, "fresh.json", event)
+
+
+REFUSING = {
+    "organization": {"accounts": [{"id": "222222222222", "name": "data-platform", "refuse_assume_role": 8}]},
+    "sandbox": {"eventbridge_retries": 1},
+}
+
+
 def test_fresh_account_refusing_assume_role_is_retried_then_handed_back(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    seeded = {
-        "organization": {
-            "accounts": [{"id": "222222222222", "name": "data-platform", "ou": "Workloads", "refuse_assume_role": 5}]
-        },
-        "sandbox": {"eventbridge_retries": 1},
-    }
-    state = replay(capsys, "--state", write(tmp_path, "state.json", seeded), str(SHARED_EVENTS / "create-account-result.json"))
+    event = fresh(SHARED_EVENTS / "create-account-result.json", tmp_path, minutes=2)
+    state = replay(capsys, "--state", write(tmp_path, "state.json", REFUSING), event)
 
     [delivery] = state["deliveries"]
-    # 4 AssumeRole attempts in the first invocation (settings.assume_role_attempts) are refused, the handler raises
-    # for EventBridge to retry, and the retry gets through after the fifth refusal.
+    # 4 attempts x 2 role names in the first invocation are refused (settings.assume_role_attempts), the handler
+    # raises for EventBridge to retry, and the retried invocation gets through.
     assert delivery["attempts"] == 2
     assert delivery["result"]["outcome"] == "onboarded"
     assert len(state["roles"]) == 1
+    assert state["notifications"][0]["attributes"]["outcome"] == "onboarded"
+
+
+def test_account_refusing_long_after_the_event_is_reported_failed(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    event = fresh(SHARED_EVENTS / "create-account-result.json", tmp_path, hours=2)
+    state = replay(capsys, "--state", write(tmp_path, "state.json", REFUSING), event)
+
+    [delivery] = state["deliveries"]
+    assert delivery["attempts"] == 1
+    assert delivery["result"]["outcome"] == "failed"
+    assert "gave up" in delivery["result"]["reason"]
+    assert state["roles"] == []
+    assert state["notifications"][0]["attributes"]["outcome"] == "failed"
 
 
 def test_rate_limited_request_waits_and_succeeds(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     seeded = {"cloudcraft": {"faults": {"rate_limit_next": 1, "rate_limit_retry_after": 7}}}
-    state = replay(capsys, "--state", write(tmp_path, "state.json", seeded), str(SHARED_EVENTS / "create-account-result.json"))
+    state = replay(
+        capsys, "--state", write(tmp_path, "state.json", seeded), str(SHARED_EVENTS / "create-account-result.json")
+    )
 
     statuses = [r["status"] for r in state["cloudcraft"]["requests"]]
     assert statuses[0] == 429
