@@ -29,7 +29,9 @@ def org() -> Iterator[dict[str, Any]]:
         root = client.list_roots()["Roots"][0]["Id"]
         workloads = client.create_organizational_unit(ParentId=root, Name="Workloads")["OrganizationalUnit"]["Id"]
         prod = client.create_organizational_unit(ParentId=workloads, Name="Prod")["OrganizationalUnit"]["Id"]
-        account = client.create_account(AccountName="payments", Email="p@example.com")["CreateAccountStatus"]["AccountId"]
+        account = client.create_account(AccountName="payments", Email="p@example.com")["CreateAccountStatus"][
+            "AccountId"
+        ]
         client.move_account(AccountId=account, SourceParentId=root, DestinationParentId=prod)
         client.tag_resource(ResourceId=account, Tags=[{"Key": "team", "Value": "payments"}])
         yield {"client": client, "account": account, "ous": (workloads, prod)}
