@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Chalice
-from chalice.app import CloudWatchEvent
+from chalice.app import Chalice, CloudWatchEvent
 
 from chalicelib.events import ARRIVAL_PATTERN
 
@@ -20,4 +19,5 @@ app = Chalice(app_name="gatehouse", configure_logs=False)  # Powertools owns log
 def on_account_arrival(event: CloudWatchEvent) -> dict[str, Any]:
     from chalicelib.handlers import handle_account_arrival
 
-    return handle_account_arrival(event.to_dict(), event.context)
+    result: dict[str, Any] = handle_account_arrival(event.to_dict(), event.context)
+    return result

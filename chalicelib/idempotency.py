@@ -31,10 +31,12 @@ class DynamoOnceGuard:
     def run_once(self, key: str, fn: Callable[[], T]) -> T:
         from aws_lambda_powertools.utilities.idempotency import idempotent_function
 
-        @idempotent_function(data_keyword_argument="job", persistence_store=self._store, config=self._config)
-        def once(job: dict[str, str]) -> T:
+        def job_once(job: dict[str, str]) -> T:
             return fn()
 
+        once = idempotent_function(
+            job_once, data_keyword_argument="job", persistence_store=self._store, config=self._config
+        )
         result: T = once(job={"key": key})
         return result
 

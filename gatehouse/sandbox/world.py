@@ -270,7 +270,7 @@ class Sandbox:
         try:
             for account in accounts:
                 parent = self._ensure_ou(org, account["ou"])
-                org_utils.make_random_account_id = lambda wanted=account["id"]: wanted
+                org_utils.make_random_account_id = _fixed(account["id"])
                 created = org.create_account(
                     Email=f"{account['id']}@example.com",
                     AccountName=account["name"],
@@ -350,7 +350,7 @@ class Sandbox:
         matching = [
             name
             for name, pattern in self.routes()
-            if isinstance(event, dict) and EventPattern.load(json.dumps(pattern)).matches_event(event)
+            if isinstance(event, dict) and EventPattern.load(json.dumps(pattern)).matches_event(event)  # type: ignore[arg-type]
         ]
         delivery = Delivery(source, matching[0] if matching else None)
         self.deliveries.append(delivery)
@@ -427,7 +427,7 @@ class Sandbox:
                         ),
                         "managed_policies": sorted(role.managed_policies),
                         "inline_policies": sorted(role.policies),
-                        "max_session_seconds": int(role.max_session_duration),
+                        "max_session_seconds": int(role.max_session_duration or 3600),
                         "tags": tags,
                     }
                 )
@@ -460,6 +460,15 @@ class Sandbox:
                 "connections": [{"id": c["id"], "status": c["status"]} for c in self.proton.connections()]
             }
         return snapshot
+
+
+def _fixed(value: str) -> Any:
+    """A stand-in for moto's random account-ID generator, so seeded accounts get the IDs asked for."""
+
+    def make() -> str:
+        return value
+
+    return make
 
 
 # moto can load all ~1,300 AWS managed policies into every account, which costs seconds per account;

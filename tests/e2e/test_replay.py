@@ -126,7 +126,8 @@ def test_invalid_settings_write_nothing_and_notify(capsys: pytest.CaptureFixture
     assert not [r for r in state["cloudcraft"]["requests"] if r["method"] != "GET"]
     [note] = state["notifications"]
     assert note["attributes"]["outcome"] == "failed"
-    assert "scope_ous" in note["message"] and "cloudcraft_role_nme" in note["message"]
+    assert "scope_ous" in note["message"]
+    assert "cloudcraft_role_nme" in note["message"]
 
 
 def fresh(event_file: Path, tmp_path: Path, **age: float) -> str:
