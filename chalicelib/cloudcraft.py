@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import logging
@@ -239,6 +240,27 @@ class RateLimiter:
 
     def acquire(self) -> float:
         """Block until a request may be sent and claim its slot; returns the seconds waited."""
+        return self._claim()[0]
+
+    def reserve(self) -> float:
+        """Like `acquire`, but returns the slot's timestamp, for `settle` once the request is answered."""
+        return self._claim()[1]
+
+    def settle(self, reserved_at: float) -> None:
+        """Move a slot to now, when its request has been answered.
+
+        The server counts a request when it arrives, later than the slot was claimed: counting from the answer
+        keeps this window behind the server's, which matters once latency is a visible share of the window
+        (a ScaledClock sandbox; a slow link).
+        """
+        with self._lock:
+            # A slot that expired meanwhile is not there; its request may still sit in the server's window.
+            with contextlib.suppress(ValueError):
+                self._sent.remove(reserved_at)
+            # Every slot was claimed at or before now, so appending keeps the window sorted.
+            self._sent.append(self._clock.monotonic())
+
+    def _claim(self) -> tuple[float, float]:
         waited = 0.0
         while True:
             with self._lock:
@@ -249,7 +271,7 @@ class RateLimiter:
                     wait = self._blocked_until - now
                 elif len(self._sent) < self.max_requests:
                     self._sent.append(now)
-                    return waited
+                    return waited, now
                 else:
                     wait = self._sent[0] + self.per_seconds - now
             # Sleep outside the lock so callers that are not waiting (penalize, other acquires) are not stuck.
@@ -314,7 +336,7 @@ class CloudcraftClient:
         if not api_key or not api_key.strip():
             raise ConfigurationError("the Cloudcraft API key is empty")
         if not base_url.startswith(("https://", "http://")):
-            raise ConfigurationError(f"the Cloudcraft base URL must start with https:// (got {base_url!r})")
+            raise ConfigurationError(f"the Cloudcraft base URL must be an https:// URL (got {base_url!r})")
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
         self._key = _Secret(api_key.strip())
@@ -378,16 +400,18 @@ class CloudcraftClient:
                 self._after_rate_limit(exc, attempt)
                 continue
             except (CloudcraftServerError, CloudcraftConnectionError) as exc:
+                # The POST may have been processed before the failure: look before posting again.
                 if attempt >= self._max_attempts:
-                    raise
+                    # Out of attempts, one last look still tells success from failure; a failing look
+                    # leaves the POST's own error as the answer.
+                    with contextlib.suppress(CloudcraftError):
+                        landed = self._registered(role_arn)
+                        if landed is not None:
+                            return landed
+                    raise exc from None
                 self._backoff(exc, attempt)
                 landed = self._registered(role_arn)
                 if landed is not None:
-                    log.info(
-                        "cloudcraft POST %s: the failed attempt had registered the account (%s); not repeating it",
-                        path,
-                        landed.id,
-                    )
                     return landed
                 continue
             return self._account(data, "POST", path)
@@ -497,29 +521,22 @@ class CloudcraftClient:
         self._clock.sleep(wait)
 
     def _registered(self, role_arn: str) -> CloudcraftAccount | None:
+        """The newest registration of `role_arn`, found after a POST whose answer was lost."""
         matches = [account for account in self.list_accounts() if account.role_arn == role_arn]
-        return max(matches, key=lambda account: account.created_at or "") if matches else None
+        if not matches:
+            return None
+        landed = max(matches, key=lambda account: account.created_at or "")
+        log.info("cloudcraft POST /aws/account: %s is registered already (%s); not posting again", role_arn, landed.id)
+        return landed
 
     # --- one request -------------------------------------------------------------------------------------
     def _attempt(self, method: str, path: str, body: Any, attempt: int) -> Any:
         """One rate-limited HTTP exchange: the parsed JSON of a 2xx, or the matching CloudcraftError."""
-        self._limiter.acquire()
+        slot = self._limiter.reserve()
         with self._count_lock:
             self.request_count += 1
         try:
-            response = self._session.request(
-                method,
-                self.base_url + path,
-                json=body,
-                headers={
-                    "Authorization": f"Bearer {self._key.reveal()}",
-                    "Accept": "application/json",
-                    "User-Agent": self._user_agent,
-                },
-                timeout=self._timeout,
-                # A redirect would be a misconfigured base URL, and following it could turn a POST into a GET.
-                allow_redirects=False,
-            )
+            response = self._send(method, path, body)
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             log.debug("cloudcraft %s %s -> no response (attempt %d): %s", method, path, attempt, type(exc).__name__)
             raise CloudcraftConnectionError(
@@ -527,6 +544,8 @@ class CloudcraftClient:
                 method=method,
                 path=path,
             ) from None
+        finally:
+            self._limiter.settle(slot)
         status = response.status_code
         log.debug("cloudcraft %s %s -> %d (attempt %d)", method, path, status, attempt)
         text = self._redact(response.text or "")
@@ -538,6 +557,21 @@ class CloudcraftClient:
             except ValueError:
                 raise self._shape_error(method, path, "JSON", status=status, body=text) from None
         raise self._error(response, method, path, text)
+
+    def _send(self, method: str, path: str, body: Any) -> requests.Response:
+        return self._session.request(
+            method,
+            self.base_url + path,
+            json=body,
+            headers={
+                "Authorization": f"Bearer {self._key.reveal()}",
+                "Accept": "application/json",
+                "User-Agent": self._user_agent,
+            },
+            timeout=self._timeout,
+            # A redirect would be a misconfigured base URL, and following it could turn a POST into a GET.
+            allow_redirects=False,
+        )
 
     def _error(self, response: requests.Response, method: str, path: str, text: str) -> CloudcraftError:
         status = response.status_code
@@ -568,7 +602,7 @@ class CloudcraftClient:
         return CloudcraftAccount.from_api(data)
 
     def _redact(self, text: str) -> str:
-        # Gateways have been known to echo request headers in error pages; the key must not travel on in them.
+        # An error page may echo the request headers (a debugging proxy, a misconfigured gateway): drop the key.
         key = self._key.reveal()
         return text.replace(key, REDACTED) if key in text else text
 

@@ -308,6 +308,29 @@ def test_penalize_holds_back_the_next_caller_even_with_free_slots() -> None:
     assert limiter.acquire() == 0.0
 
 
+def test_a_settled_slot_counts_from_the_answer_not_from_the_claim() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(1, 60.0, clock=clock)
+
+    slot = limiter.reserve()
+    clock.advance(5)  # the request took 5 s: the server counted it on arrival, somewhere in between
+    limiter.settle(slot)
+
+    assert limiter.acquire() == 60.0  # until t=65, not t=60
+    assert clock.monotonic() == 65.0
+
+
+def test_settling_a_slot_that_already_expired_counts_it_again() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(1, 60.0, clock=clock)
+
+    slot = limiter.reserve()
+    clock.advance(90)
+    limiter.settle(slot)
+
+    assert limiter.acquire() == 60.0
+
+
 class _Blocked(Exception):
     pass
 
@@ -615,6 +638,26 @@ def test_a_post_that_failed_and_did_not_land_is_posted_again() -> None:
 
     assert created.role_arn == ROLE_ARN
     assert [s["method"] for s in session.sent] == ["POST", "GET", "POST"]
+
+
+def test_out_of_attempts_a_post_still_looks_whether_it_landed() -> None:
+    session = ScriptedSession(requests.ReadTimeout("read timed out"), response(200, {"accounts": [account_json()]}))
+
+    created = make_client(session, max_attempts=1).create_account(name="n", role_arn=ROLE_ARN)
+
+    assert created.role_arn == ROLE_ARN
+    assert [s["method"] for s in session.sent] == ["POST", "GET"]
+
+
+@pytest.mark.parametrize("look", [response(200, {"accounts": []}), response(500, {"error": "list failed too"})])
+def test_out_of_attempts_a_post_that_did_not_land_raises_its_own_error(look: Reply) -> None:
+    session = ScriptedSession(response(503, {"error": "post failed"}), look)
+
+    with pytest.raises(CloudcraftServerError, match="post failed") as caught:
+        make_client(session, max_attempts=1).create_account(name="n", role_arn=ROLE_ARN)
+
+    assert caught.value.method == "POST"
+    assert [s["method"] for s in session.sent] == ["POST", "GET"]
 
 
 def test_a_retry_after_too_long_to_wait_out_is_raised_at_once_and_still_penalizes() -> None:

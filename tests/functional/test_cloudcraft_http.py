@@ -1,0 +1,405 @@
+"""The Cloudcraft client over real HTTP against the loopback emulator; one FakeClock counts every wait."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from chalicelib.clock import FakeClock, ScaledClock
+from chalicelib.cloudcraft import (
+    CloudcraftAuthError,
+    CloudcraftBadRequest,
+    CloudcraftClient,
+    CloudcraftConnectionError,
+    CloudcraftError,
+    CloudcraftNotFound,
+    CloudcraftServerError,
+    RateLimiter,
+    Team,
+)
+from gatehouse.sandbox.cloudcraft_emulator import DEFAULT_TEAMS, CloudcraftEmulator
+
+KEY = "cc-live-" + "Hx7Pq2Lm9V" * 4
+ROLE_ARN = "arn:aws:iam::123456789012:role/cloudcraft"
+
+
+def assert_no_key(text: str, where: str) -> None:
+    """Fails without echoing the text: a failing `assert KEY not in text` would print the key itself."""
+    __tracebackhide__ = True
+    if KEY in text:
+        pytest.fail(f"the API key leaked into {where}", pytrace=False)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def emulator(clock: FakeClock) -> Iterator[CloudcraftEmulator]:
+    with CloudcraftEmulator(KEY, clock=clock) as running:
+        yield running
+
+
+def build_client(
+    emulator: CloudcraftEmulator, clock: FakeClock, *, rate_limiter: RateLimiter | None = None, max_attempts: int = 4
+) -> CloudcraftClient:
+    """A client on the emulator's clock whose jitter is pinned, so every backoff is an exact number."""
+    assert emulator.url is not None
+    return CloudcraftClient(
+        KEY, emulator.url, clock=clock, rate_limiter=rate_limiter, max_attempts=max_attempts, jitter=lambda d: d
+    )
+
+
+@pytest.fixture
+def client(emulator: CloudcraftEmulator, clock: FakeClock) -> Iterator[CloudcraftClient]:
+    with build_client(emulator, clock) as built:
+        yield built
+
+
+def statuses(emulator: CloudcraftEmulator) -> list[tuple[str, int | None]]:
+    return [(entry["method"], entry["status"]) for entry in emulator.requests_log()]
+
+
+# --- the happy path -------------------------------------------------------------------------------------
+
+
+def test_create_list_update_delete_round_trip(client: CloudcraftClient, emulator: CloudcraftEmulator) -> None:
+    created = client.create_account(name="payments", role_arn=ROLE_ARN, read_access=("team/t1",))
+
+    assert created.aws_account_id == "123456789012"
+    assert created.external_id == emulator.iam_parameters["externalId"]
+    assert client.list_accounts() == [created]
+
+    updated = client.update_account(
+        created.id, name="payments prod", role_arn=ROLE_ARN, read_access=None, write_access=("team/t2",)
+    )
+    assert (updated.id, updated.name, updated.read_access, updated.write_access) == (
+        created.id,
+        "payments prod",
+        None,
+        ("team/t2",),
+    )
+
+    client.delete_account(created.id)
+    assert client.list_accounts() == []
+    assert statuses(emulator) == [("POST", 201), ("GET", 200), ("PUT", 200), ("DELETE", 200), ("GET", 200)]
+
+
+def test_iam_parameters_and_both_policies(client: CloudcraftClient, emulator: CloudcraftEmulator) -> None:
+    parameters = client.iam_parameters()
+    assert (parameters.account_id, parameters.external_id) == ("999999999999", emulator.iam_parameters["externalId"])
+
+    emulator.rotate_external_id("rotated-external-id")
+    assert client.iam_parameters().external_id == "rotated-external-id"
+
+    custom, minimal = client.policy("custom"), client.policy("minimal")
+    assert custom["Version"] == "2012-10-17"
+    assert len(custom["Statement"][0]["Action"]) > len(minimal["Statement"][0]["Action"])
+
+
+def test_unknown_ids_raise_not_found_on_update_and_delete(client: CloudcraftClient) -> None:
+    with pytest.raises(CloudcraftNotFound):
+        client.update_account("no-such-id", name="x", role_arn=ROLE_ARN, read_access=None, write_access=None)
+    with pytest.raises(CloudcraftNotFound):
+        client.delete_account("no-such-id")
+    assert client.request_count == 2  # a 404 is an answer, not a reason to retry
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_teams_in_both_shapes(clock: FakeClock, wrapped: bool) -> None:
+    with (
+        CloudcraftEmulator(KEY, clock=clock, teams_wrapped=wrapped) as emulator,
+        build_client(emulator, clock) as client,
+    ):
+        teams = client.teams()
+
+    assert teams == [Team(str(t["id"]), str(t["name"]), str(t["role"])) for t in DEFAULT_TEAMS]
+
+
+# --- rate limits ----------------------------------------------------------------------------------------
+
+
+def test_429_with_retry_after_waits_that_long_then_succeeds(
+    client: CloudcraftClient, emulator: CloudcraftEmulator, clock: FakeClock
+) -> None:
+    emulator.faults.rate_limit_next(1, retry_after=7)
+
+    assert client.list_accounts() == []
+
+    assert clock.sleeps == [7.0]
+    assert statuses(emulator) == [("GET", 429), ("GET", 200)]
+
+
+def test_429_without_retry_after_waits_sixty_seconds(
+    client: CloudcraftClient, emulator: CloudcraftEmulator, clock: FakeClock
+) -> None:
+    emulator.faults.rate_limit_next(1, retry_after=None)
+
+    client.teams()
+
+    assert clock.sleeps == [60.0]
+    assert statuses(emulator) == [("GET", 429), ("GET", 200)]
+
+
+def test_a_rate_limited_post_is_repeated_without_listing(
+    client: CloudcraftClient, emulator: CloudcraftEmulator, clock: FakeClock
+) -> None:
+    emulator.faults.rate_limit_next(1, retry_after=3)
+
+    client.create_account(name="n", role_arn=ROLE_ARN)
+
+    assert statuses(emulator) == [("POST", 429), ("POST", 201)]
+    assert len(emulator.accounts()) == 1
+    assert clock.sleeps == [3.0]
+
+
+def test_the_limiter_keeps_25_requests_inside_the_servers_limit(emulator: CloudcraftEmulator, clock: FakeClock) -> None:
+    with build_client(emulator, clock, rate_limiter=RateLimiter(20, 60.0, clock=clock)) as client:
+        for _ in range(25):
+            client.list_accounts()
+
+    log = statuses(emulator)
+    assert len(log) == 25
+    assert [status for _, status in log if status != 200] == []
+    assert clock.sleeps == [60.0]  # the 21st waited for the window, once
+
+
+def test_the_limiter_stays_behind_the_server_when_latency_is_a_visible_share_of_the_window() -> None:
+    # A sandbox clock (1000x) and a 6 s window that passes in 6 real ms: a millisecond in flight is a sixth of
+    # the window. Slots counted from the claim instead of the answer run ahead of the server's count: 429s.
+    clock = ScaledClock(1000.0)
+    with CloudcraftEmulator(KEY, clock=clock, rate_limit=(5, 6.0)) as emulator:
+        assert emulator.url is not None
+        limiter = RateLimiter(5, 6.0, clock=clock)
+        with CloudcraftClient(KEY, emulator.url, clock=clock, rate_limiter=limiter) as client:
+            for _ in range(16):
+                client.list_accounts()
+        log = statuses(emulator)
+
+    assert len(log) == 16
+    assert [status for _, status in log if status != 200] == []
+
+
+def test_without_the_limiter_the_server_throttles_and_the_client_recovers(
+    emulator: CloudcraftEmulator, clock: FakeClock
+) -> None:
+    # The counterpart of the test above: proves the emulator's limit is real and Retry-After is computed.
+    with build_client(emulator, clock, rate_limiter=RateLimiter(1000, 60.0, clock=clock)) as client:
+        for index in range(25):
+            if index == 10:
+                clock.advance(15)  # the window's oldest request then leaves it 45 s after the 21st arrives
+            client.list_accounts()
+
+    log = statuses(emulator)
+    assert [status for _, status in log].count(429) == 1
+    assert len(log) == 26
+    assert clock.sleeps == [45.0]
+
+
+# --- server errors and lost answers ---------------------------------------------------------------------
+
+
+def test_5xx_on_a_read_is_retried_with_backoff(
+    client: CloudcraftClient, emulator: CloudcraftEmulator, clock: FakeClock
+) -> None:
+    emulator.faults.server_error_next(2, status=502)
+
+    assert client.iam_parameters().account_id == "999999999999"
+
+    assert statuses(emulator) == [("GET", 502), ("GET", 502), ("GET", 200)]
+    assert clock.sleeps == [1.0, 2.0]
+
+
+def test_persistent_5xx_gives_up_after_max_attempts_with_the_html_title(
+    client: CloudcraftClient, emulator: CloudcraftEmulator
+) -> None:
+    emulator.faults.server_error_next(10, status=502)
+
+    with pytest.raises(CloudcraftServerError, match="returned 502: 502 Bad Gateway") as caught:
+        client.list_accounts()
+
+    assert caught.value.status == 502
+    assert client.request_count == 4
+    assert len(emulator.requests_log()) == 4
+
+
+def test_a_dropped_connection_on_a_read_is_retried(
+    client: CloudcraftClient, emulator: CloudcraftEmulator, clock: FakeClock
+) -> None:
+    emulator.faults.disconnect_next(1)
+
+    client.list_accounts()
+
+    assert statuses(emulator) == [("GET", None), ("GET", 200)]
+    assert clock.sleeps == [1.0]
+
+
+def test_post_whose_answer_was_lost_after_commit_is_not_duplicated(
+    client: CloudcraftClient, emulator: CloudcraftEmulator
+) -> None:
+    emulator.faults.fail_after_commit_next(1)
+
+    created = client.create_account(name="payments", role_arn=ROLE_ARN)
+
+    stored = emulator.accounts()
+    assert len(stored) == 1
+    assert created.id == stored[0]["id"]
+    assert statuses(emulator) == [("POST", 500), ("GET", 200)]
+
+
+def test_a_last_attempt_lost_after_commit_is_still_reported_as_created(
+    emulator: CloudcraftEmulator, clock: FakeClock
+) -> None:
+    emulator.faults.fail_after_commit_next(1)
+
+    with build_client(emulator, clock, max_attempts=1) as client:
+        created = client.create_account(name="payments", role_arn=ROLE_ARN)
+
+    assert [account["id"] for account in emulator.accounts()] == [created.id]
+    assert statuses(emulator) == [("POST", 500), ("GET", 200)]
+
+
+def test_post_after_a_plain_5xx_is_sent_again_and_creates_exactly_one(
+    client: CloudcraftClient, emulator: CloudcraftEmulator
+) -> None:
+    emulator.faults.server_error_next(1, status=503, body="")
+
+    created = client.create_account(name="payments", role_arn=ROLE_ARN)
+
+    assert [account["id"] for account in emulator.accounts()] == [created.id]
+    assert statuses(emulator) == [("POST", 503), ("GET", 200), ("POST", 201)]
+
+
+def test_post_after_a_dropped_connection_checks_then_creates_exactly_one(
+    client: CloudcraftClient, emulator: CloudcraftEmulator
+) -> None:
+    emulator.faults.disconnect_next(1)
+
+    client.create_account(name="payments", role_arn=ROLE_ARN)
+
+    assert len(emulator.accounts()) == 1
+    assert statuses(emulator) == [("POST", None), ("GET", 200), ("POST", 201)]
+
+
+def test_delete_whose_answer_was_lost_after_commit_succeeds_on_the_404(
+    client: CloudcraftClient, emulator: CloudcraftEmulator
+) -> None:
+    seeded = emulator.seed_account("old", ROLE_ARN)
+    emulator.faults.fail_after_commit_next(1)
+
+    client.delete_account(seeded["id"])
+
+    assert emulator.accounts() == []
+    assert statuses(emulator) == [("DELETE", 500), ("DELETE", 404)]
+
+
+def test_an_unreachable_server_raises_a_connection_error_without_status(clock: FakeClock) -> None:
+    emulator = CloudcraftEmulator(KEY, clock=clock)
+    emulator.start()
+    emulator_url = emulator.url
+    emulator.stop()  # nothing listens on that port any more
+    assert emulator_url is not None
+
+    client = CloudcraftClient(KEY, emulator_url, clock=clock, jitter=lambda d: d, max_attempts=2)
+    with client, pytest.raises(CloudcraftConnectionError) as caught:
+        client.teams()
+
+    assert caught.value.status is None
+    assert client.request_count == 2
+
+
+# --- client errors: raised at once ----------------------------------------------------------------------
+
+
+def test_an_unverifiable_role_raises_bad_request_without_retry(
+    client: CloudcraftClient, emulator: CloudcraftEmulator
+) -> None:
+    emulator.faults.unverifiable_next(1)
+
+    with pytest.raises(CloudcraftBadRequest, match="propagate") as caught:
+        client.create_account(name="payments", role_arn=ROLE_ARN)
+
+    assert caught.value.status == 400
+    assert statuses(emulator) == [("POST", 400)]
+    assert emulator.accounts() == []
+
+
+def test_an_invalid_role_arn_raises_bad_request(client: CloudcraftClient) -> None:
+    with pytest.raises(CloudcraftBadRequest, match="Invalid roleArn"):
+        client.create_account(name="payments", role_arn="arn:aws:iam::123:role/x")
+    assert client.request_count == 1
+
+
+def test_a_wrong_key_raises_an_auth_error_at_once(emulator: CloudcraftEmulator, clock: FakeClock) -> None:
+    assert emulator.url is not None
+    client = CloudcraftClient("not-the-key", emulator.url, clock=clock)
+    with client, pytest.raises(CloudcraftAuthError, match="401") as caught:
+        client.list_accounts()
+
+    assert caught.value.status == 401
+    assert client.request_count == 1
+
+
+# --- the key stays secret -------------------------------------------------------------------------------
+
+
+def test_the_api_key_appears_in_no_error_repr_log_or_output(
+    emulator: CloudcraftEmulator,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for name in ("urllib3", "urllib3.connectionpool", "gatehouse.cloudcraft", "requests"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    errors: list[CloudcraftError] = []
+    client = build_client(emulator, clock, max_attempts=3)
+
+    emulator.faults.rate_limit_next(1, retry_after=None)
+    emulator.faults.fail_after_commit_next(1)
+    client.create_account(name="payments", role_arn=ROLE_ARN)
+    faults = emulator.faults
+    other_arn = "arn:aws:iam::210987654321:role/cloudcraft"
+    scenarios: list[tuple[Callable[[], object], Callable[[], object]]] = [
+        # An error page echoing the request headers (a debugging proxy, say): the key must not travel on.
+        (
+            lambda: faults.server_error_next(3, body=f"<html><pre>Authorization: Bearer {KEY}</pre></html>"),
+            client.list_accounts,
+        ),
+        (faults.unverifiable_next, lambda: client.create_account(name="other", role_arn=other_arn)),
+        (lambda: faults.disconnect_next(3), client.teams),
+        (lambda: None, lambda: client.delete_account("no-such-id")),
+        (lambda: None, lambda: CloudcraftClient("cc-live-wrong", str(emulator.url), clock=clock).list_accounts()),
+    ]
+    for arrange, call in scenarios:
+        arrange()
+        with pytest.raises(CloudcraftError) as caught:
+            call()
+        errors.append(caught.value)
+    client.close()
+
+    assert [type(error).__name__ for error in errors] == [
+        "CloudcraftServerError",
+        "CloudcraftBadRequest",
+        "CloudcraftConnectionError",
+        "CloudcraftNotFound",
+        "CloudcraftAuthError",
+    ]
+    for error in errors:
+        assert_no_key(str(error), "str(error)")
+        assert_no_key(repr(error), "repr(error)")
+        assert_no_key(error.body, "error.body")
+        assert_no_key(repr(error.args), "error.args")
+        assert_no_key(repr(vars(error)), "vars(error)")
+    assert_no_key(repr(client), "repr(client)")
+    # The logs were really captured, urllib3's included, so their silence about the key means something.
+    assert "retrying in" in caplog.text
+    assert any(record.name.startswith("urllib3") for record in caplog.records)
+    assert_no_key(caplog.text, "the captured log")
+    for record in caplog.records:
+        assert_no_key(record.getMessage(), f"a {record.name} log record")
+    out, err = capfd.readouterr()
+    assert_no_key(out + err, "test output")
