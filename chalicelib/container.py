@@ -15,9 +15,11 @@ from chalicelib.clock import Clock, SystemClock
 from chalicelib.cloudcraft import CloudcraftClient, RateLimiter
 from chalicelib.errors import ConfigurationError
 from chalicelib.idempotency import DynamoOnceGuard
+from chalicelib.ledger import DynamoLedger
 from chalicelib.member import MemberAccess, MemberSession
-from chalicelib.onboarding import CloudcraftIdentity, Onboarding
+from chalicelib.onboarding import Onboarding
 from chalicelib.organization import OrganizationDirectory
+from chalicelib.plan import CloudcraftIdentity
 from chalicelib.settings import Settings, StageConfig, parse_settings
 from chalicelib.sns import SnsNotifier
 
@@ -62,6 +64,10 @@ class Services:
     @cached_property
     def once(self) -> DynamoOnceGuard:
         return DynamoOnceGuard(self.config.idempotency_table, self.client("dynamodb"))
+
+    @cached_property
+    def ledger(self) -> DynamoLedger:
+        return DynamoLedger(self.client("dynamodb"), self.config.idempotency_table)
 
     @cached_property
     def this_account_id(self) -> str:
@@ -171,6 +177,7 @@ class Services:
             member_session=member_session,
             cloudcraft=self.cloudcraft(settings),
             identity=lambda: self.cloudcraft_identity(settings),
+            ledger=self.ledger,
             clock=self.clock,
         )
 

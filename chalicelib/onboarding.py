@@ -10,11 +10,11 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from chalicelib.clock import Clock
-from chalicelib.errors import AccessRoleUnavailableError, ConfigurationError, GatehouseError
+from chalicelib.errors import AccessRoleUnavailableError, GatehouseError
+from chalicelib.ledger import Ledger
 from chalicelib.models import MemberAccount
 from chalicelib.notifications import Notification, Notifier
-from chalicelib.registration import DesiredRegistration, plan_registration
-from chalicelib.role import RoleSpec, plan_role_changes
+from chalicelib.plan import Cloudcraft, CloudcraftIdentity, Executor, MemberView, plan_account
 from chalicelib.scope import check_scope
 from chalicelib.settings import Settings
 
@@ -23,41 +23,8 @@ EVENT_KIND = "account-onboarding"
 Outcome = Literal["onboarded", "repaired", "unchanged", "skipped", "failed", "creation-failed", "rejected"]
 
 
-class Cloudcraft(Protocol):
-    """The part of the Cloudcraft client onboarding uses (see chalicelib.cloudcraft)."""
-
-    def list_accounts(self) -> list[Any]: ...
-    def create_account(
-        self,
-        *,
-        name: str,
-        role_arn: str,
-        region: str = ...,
-        read_access: tuple[str, ...] | None = ...,
-        write_access: tuple[str, ...] | None = ...,
-    ) -> Any: ...
-    def update_account(
-        self,
-        account_id: str,
-        *,
-        name: str,
-        role_arn: str,
-        read_access: tuple[str, ...] | None,
-        write_access: tuple[str, ...] | None,
-    ) -> Any: ...
-
-
 class Directory(Protocol):
     def describe(self, account_id: str) -> MemberAccount | None: ...
-
-
-@dataclass(frozen=True)
-class CloudcraftIdentity:
-    """What the role must trust and grant, as Cloudcraft reports it at run time."""
-
-    account_id: str
-    external_id: str
-    policy: dict[str, Any] | None = None  # the inline policy in custom/minimal mode
 
 
 @dataclass
@@ -79,7 +46,7 @@ class OnboardingResult:
 
 
 class Onboarding:
-    """Brings one account to the desired state. Every step is create-or-repair, so re-runs converge."""
+    """Brings one account to the desired state: the fleet plan's logic, for the one account an event names."""
 
     def __init__(
         self,
@@ -89,6 +56,7 @@ class Onboarding:
         member_session: Callable[[str], Any],
         cloudcraft: Cloudcraft,
         identity: Callable[[], CloudcraftIdentity],
+        ledger: Ledger,
         clock: Clock,
         jitter: Callable[[float, float], float] = random.uniform,
     ) -> None:
@@ -97,8 +65,9 @@ class Onboarding:
         self._member_session = member_session
         self._cloudcraft = cloudcraft
         self._identity = identity
+        self._ledger = ledger
         self._clock = clock
-        self._jitter = jitter
+        self._executor = Executor(cloudcraft, ledger, settings, clock, jitter)
 
     def onboard(self, account_id: str, *, trigger: str = "", event_time: datetime | None = None) -> OnboardingResult:
         settings = self._settings
@@ -123,102 +92,34 @@ class Onboarding:
                 raise  # hand the wait back to EventBridge's retry instead of sleeping in Lambda
             result.outcome, result.reason = "failed", f"{exc} (gave up {age / 60:.0f} minutes after the event)"
             return result
-        result.access_role = member.access_role
 
         identity = self._identity()
-        spec = desired_role(settings, identity)
         iam = member.iam()
-        observed = iam.read_role(spec.role_name, inline_documents=spec.inline_policy is not None)
-        changes = plan_role_changes(spec, observed)
-        if changes:
-            iam.apply(spec, changes)
-        result.role_changes = [str(change) for change in changes]
-        result.role_arn = spec.role_arn(account_id)
-
-        desired = desired_registration(settings, account, result.role_arn)
-        plan = plan_registration(self._cloudcraft.list_accounts(), desired)
-        if plan.action == "create":
-            created = self._register(desired, fresh_role=bool(changes))
-            result.registration, result.cloudcraft_id = "created", str(created.id)
-        elif plan.action == "update":
-            assert plan.target_id is not None
-            self._cloudcraft.update_account(
-                plan.target_id,
-                name=desired.name,
-                role_arn=desired.role_arn,
-                read_access=desired.read_access,
-                write_access=desired.write_access,
-            )
-            result.registration, result.cloudcraft_id = "updated", plan.target_id
-        else:
-            result.registration, result.cloudcraft_id = "unchanged", plan.target_id
-
-        created_role = observed is None
-        if result.registration == "created" or created_role:
-            result.outcome = "onboarded"
-        elif changes or result.registration == "updated":
-            result.outcome = "repaired"
-        result.reason = _explain(result, plan.differences)
-        return result
-
-    def _register(self, desired: DesiredRegistration, *, fresh_role: bool) -> Any:
-        """POST the registration; Cloudcraft answers 400 while a just-written role has not propagated."""
-        from chalicelib.cloudcraft import CloudcraftBadRequest
-
-        attempts = self._settings.register_attempts if fresh_role else 1
-        for attempt in range(1, attempts + 1):
-            try:
-                return self._cloudcraft.create_account(
-                    name=desired.name,
-                    role_arn=desired.role_arn,
-                    region=self._settings.validation_region,
-                    read_access=desired.read_access,
-                    write_access=desired.write_access,
-                )
-            except CloudcraftBadRequest:
-                if attempt == attempts:
-                    raise
-                ceiling = min(40.0, 5.0 * 2 ** (attempt - 1))
-                delay = self._jitter(ceiling / 2, ceiling)
-                log.info("Cloudcraft could not verify the new role yet; retrying in %.0fs", delay)
-                self._clock.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-
-def desired_role(settings: Settings, identity: CloudcraftIdentity) -> RoleSpec:
-    if settings.permission_mode == "read-only-access":
-        return RoleSpec(settings.cloudcraft_role_name, identity.account_id, identity.external_id)
-    if not identity.policy:
-        raise ConfigurationError(
-            f"permission_mode {settings.permission_mode!r} needs Cloudcraft's policy document, which was empty"
+        observed = iam.read_role(
+            settings.cloudcraft_role_name, inline_documents=settings.permission_mode != "read-only-access"
         )
-    return RoleSpec(
-        settings.cloudcraft_role_name,
-        identity.account_id,
-        identity.external_id,
-        managed_policy_arns=(),
-        inline_policy=identity.policy,
-    )
-
-
-def desired_registration(settings: Settings, account: MemberAccount, role_arn: str) -> DesiredRegistration:
-    return DesiredRegistration(
-        aws_account_id=account.account_id,
-        name=settings.registration_name(account.account_id, account.name, account.ou_path),
-        role_arn=role_arn,
-        read_access=settings.read_access or None,
-        write_access=settings.write_access or None,
-    )
-
-
-def _explain(result: OnboardingResult, differences: tuple[str, ...]) -> str:
-    role = f"role changes: {', '.join(result.role_changes)}" if result.role_changes else "role already in order"
-    registration = {
-        "created": "registered with Cloudcraft",
-        "updated": f"Cloudcraft registration updated ({', '.join(differences)})",
-        "unchanged": "Cloudcraft registration already up to date",
-    }.get(result.registration, "")
-    return "; ".join(part for part in (role, registration) if part)
+        owned = self._ledger.lookup(account_id)
+        plan = plan_account(
+            account,
+            settings,
+            identity,
+            MemberView(member.access_role, observed),
+            self._cloudcraft.list_accounts(),
+            {account_id: owned} if owned else {},
+        )
+        executed = self._executor.execute(plan, iam)
+        result.access_role = member.access_role
+        result.role_arn = plan.desired.role_arn if plan.desired else ""
+        result.role_changes = executed.role_changes
+        result.registration, result.cloudcraft_id = executed.registration, executed.registration_id
+        if executed.registration == "created" or not plan.role_exists:
+            result.outcome = "onboarded"
+        elif plan.changes:
+            result.outcome = "repaired"
+        result.reason = "; ".join(plan.actions()) or "role and registration already in order"
+        if plan.foreign_duplicates:
+            result.reason += f"; other registrations of this account left alone: {', '.join(plan.foreign_duplicates)}"
+        return result
 
 
 # --- notifications ---------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -39,6 +40,39 @@ class OrganizationDirectory:
             ou_path="/".join(name for _, name in ou_chain),
             tags=self.tags(account_id),
         )
+
+    def list_members(self, *, with_tags: bool = True) -> list[MemberAccount]:
+        """Every account of the Organization with its OU chain, walking the tree once (no per-account lookups
+        but the tags, which Organizations lists only one resource at a time)."""
+        try:
+            root_id = self._client.list_roots()["Roots"][0]["Id"]
+            members: list[MemberAccount] = []
+            pending: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [(root_id, (), ())]
+            while pending:
+                parent_id, ou_ids, ou_names = pending.pop()
+                for page in self._client.get_paginator("list_accounts_for_parent").paginate(ParentId=parent_id):
+                    for account in page["Accounts"]:
+                        members.append(
+                            MemberAccount(
+                                account_id=account["Id"],
+                                name=str(account.get("Name") or account["Id"]),
+                                status=str(account.get("Status") or "ACTIVE"),
+                                ou_ids=ou_ids,
+                                ou_path="/".join(ou_names),
+                            )
+                        )
+                paginator = self._client.get_paginator("list_organizational_units_for_parent")
+                for page in paginator.paginate(ParentId=parent_id):
+                    for unit in page["OrganizationalUnits"]:
+                        with self._lock:
+                            self._ou_names[unit["Id"]] = unit["Name"]
+                            self._parents[unit["Id"]] = parent_id if parent_id.startswith("ou-") else None
+                        pending.append((unit["Id"], (*ou_ids, unit["Id"]), (*ou_names, unit["Name"])))
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, "organizations tree walk") from exc
+        if with_tags:
+            members = [replace(member, tags=self.tags(member.account_id)) for member in members]
+        return sorted(members, key=lambda member: member.account_id)
 
     def tags(self, resource_id: str) -> dict[str, str]:
         tags: dict[str, str] = {}

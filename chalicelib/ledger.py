@@ -1,0 +1,92 @@
+"""Which Cloudcraft registrations Gatehouse created or adopted: it deletes only those (DynamoDB records)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.aws import translate
+
+PREFIX = "registration#"
+
+
+class Ledger(Protocol):
+    def record(self, aws_account_id: str, registration_id: str) -> None: ...
+    def lookup(self, aws_account_id: str) -> str | None: ...
+    def forget(self, aws_account_id: str) -> None: ...
+    def owned(self) -> dict[str, str]:
+        """AWS account ID → Cloudcraft registration ID, for every registration Gatehouse owns."""
+
+
+class DynamoLedger:
+    """Records live in the idempotency table under their own key prefix, with no expiry."""
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._ddb = client
+        self._table = table_name
+
+    def record(self, aws_account_id: str, registration_id: str) -> None:
+        try:
+            self._ddb.put_item(
+                TableName=self._table,
+                Item={
+                    "id": {"S": PREFIX + aws_account_id},
+                    "registration_id": {"S": registration_id},
+                    "aws_account_id": {"S": aws_account_id},
+                },
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, "dynamodb:PutItem (ownership record)") from exc
+
+    def lookup(self, aws_account_id: str) -> str | None:
+        try:
+            item = self._ddb.get_item(TableName=self._table, Key={"id": {"S": PREFIX + aws_account_id}}).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, "dynamodb:GetItem (ownership record)") from exc
+        return item["registration_id"]["S"] if item else None
+
+    def forget(self, aws_account_id: str) -> None:
+        try:
+            self._ddb.delete_item(TableName=self._table, Key={"id": {"S": PREFIX + aws_account_id}})
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, "dynamodb:DeleteItem (ownership record)") from exc
+
+    def owned(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        try:
+            for page in self._ddb.get_paginator("scan").paginate(
+                TableName=self._table,
+                FilterExpression="begins_with(#id, :prefix)",
+                ExpressionAttributeNames={"#id": "id"},
+                ExpressionAttributeValues={":prefix": {"S": PREFIX}},
+                ProjectionExpression="aws_account_id, registration_id",
+            ):
+                for item in page.get("Items", []):
+                    found[item["aws_account_id"]["S"]] = item["registration_id"]["S"]
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, "dynamodb:Scan (ownership records)") from exc
+        return found
+
+
+class MemoryLedger:
+    def __init__(self, records: dict[str, str] | None = None) -> None:
+        self._records = dict(records or {})
+        self._lock = threading.Lock()
+
+    def record(self, aws_account_id: str, registration_id: str) -> None:
+        with self._lock:
+            self._records[aws_account_id] = registration_id
+
+    def lookup(self, aws_account_id: str) -> str | None:
+        with self._lock:
+            return self._records.get(aws_account_id)
+
+    def forget(self, aws_account_id: str) -> None:
+        with self._lock:
+            self._records.pop(aws_account_id, None)
+
+    def owned(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._records)

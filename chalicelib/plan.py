@@ -1,0 +1,395 @@
+"""What Gatehouse would do for an account (and for Cloudcraft registrations no account claims), and doing it.
+
+Planning is pure: it compares what settings and Cloudcraft ask for with what IAM and Cloudcraft hold.
+Execution is the only part that writes, and each of its steps is idempotent, so an interrupted run converges.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from chalicelib.clock import Clock
+from chalicelib.errors import ConfigurationError
+from chalicelib.ledger import Ledger
+from chalicelib.models import MemberAccount
+from chalicelib.registration import DesiredRegistration, Registration, RegistrationPlan, plan_registration
+from chalicelib.role import ObservedRole, RoleChange, RoleSpec, TrustFacts, plan_role_changes, read_trust
+from chalicelib.scope import ScopeDecision, check_scope
+from chalicelib.settings import Settings
+
+log = logging.getLogger("gatehouse.plan")
+
+
+@dataclass(frozen=True)
+class CloudcraftIdentity:
+    """What the role must trust and grant, as Cloudcraft reports it at run time."""
+
+    account_id: str
+    external_id: str
+    policy: dict[str, Any] | None = None  # the inline policy in custom/minimal mode
+
+
+class Cloudcraft(Protocol):
+    """The part of the Cloudcraft client planning and execution use (see chalicelib.cloudcraft)."""
+
+    def list_accounts(self) -> Sequence[Any]: ...
+    def create_account(
+        self,
+        *,
+        name: str,
+        role_arn: str,
+        region: str = ...,
+        read_access: tuple[str, ...] | None = ...,
+        write_access: tuple[str, ...] | None = ...,
+    ) -> Any: ...
+    def update_account(
+        self,
+        account_id: str,
+        *,
+        name: str,
+        role_arn: str,
+        read_access: tuple[str, ...] | None,
+        write_access: tuple[str, ...] | None,
+    ) -> Any: ...
+    def delete_account(self, account_id: str) -> None: ...
+
+
+class RoleWriter(Protocol):
+    def apply(self, spec: RoleSpec, changes: Sequence[RoleChange]) -> None: ...
+
+
+@dataclass(frozen=True)
+class MemberView:
+    """What reading a member account gave: the access role used and the Cloudcraft role, or why it failed."""
+
+    access_role: str = ""
+    role: ObservedRole | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class AccountPlan:
+    account: MemberAccount
+    scope: ScopeDecision
+    access_role: str = ""
+    spec: RoleSpec | None = None
+    role_exists: bool = False
+    role_changes: tuple[RoleChange, ...] = ()
+    trust: TrustFacts | None = None
+    desired: DesiredRegistration | None = None
+    registration: RegistrationPlan | None = None
+    # Duplicate registrations Gatehouse may delete (owned, or copies of its own role ARN), and those it may not.
+    deletable_duplicates: tuple[str, ...] = ()
+    foreign_duplicates: tuple[str, ...] = ()
+    error: str = ""
+
+    def actions(self) -> list[str]:
+        """The plan in the words of the operator's table."""
+        if self.error:
+            return [f"error: {self.error}"]
+        if not self.scope.in_scope:
+            return []
+        labels: list[str] = []
+        kinds = [change.kind for change in self.role_changes]
+        if "create-role" in kinds:
+            labels.append("create role")
+        if "update-trust" in kinds:
+            labels += self._trust_labels()
+        policy_kinds = {
+            "set-max-session",
+            "attach-policy",
+            "detach-policy",
+            "put-inline-policy",
+            "delete-inline-policy",
+        }
+        if "create-role" not in kinds and policy_kinds & set(kinds):
+            labels.append("repair policy")
+        if "tag-owner" in kinds:
+            labels.append("adopt role")
+        if self.registration is not None:
+            if self.registration.action == "create":
+                labels.append("register")
+            elif self.registration.action == "update":
+                labels.append(f"update registration ({', '.join(self.registration.differences)})")
+        labels += ["delete duplicate registration"] * len(self.deletable_duplicates)
+        return labels
+
+    def _trust_labels(self) -> list[str]:
+        """Say which part of the trust drifted: principal, external ID, or only its shape."""
+        if self.trust is None or self.spec is None:
+            return ["repair trust"]
+        labels = []
+        if not self.trust.principals or set(self.trust.principals) - {
+            self.spec.trusted_principal,
+            self.spec.trusted_account_id,
+        }:
+            labels.append("repair trust (principal)")
+        if set(self.trust.external_ids) != {self.spec.external_id}:
+            labels.append("repair trust (external ID)")
+        return labels or ["repair trust"]
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.actions()) and not self.error
+
+    @property
+    def cloudcraft_writes(self) -> int:
+        writes = len(self.deletable_duplicates)
+        if self.registration is not None and self.registration.action != "none":
+            writes += 1
+        return writes
+
+
+@dataclass(frozen=True)
+class OrphanPlan:
+    """A Cloudcraft registration whose AWS account is not an in-scope member of the Organization."""
+
+    registration_id: str
+    name: str
+    aws_account_id: str | None
+    owned: bool
+    reason: str
+
+    @property
+    def action(self) -> str:
+        return "deregister orphan" if self.owned else "orphan not owned by Gatehouse: left alone"
+
+
+@dataclass
+class FleetPlan:
+    accounts: list[AccountPlan] = field(default_factory=list)
+    orphans: list[OrphanPlan] = field(default_factory=list)
+    offboarding: str = "deregister"
+
+    @property
+    def deregistrations(self) -> list[OrphanPlan]:
+        return [orphan for orphan in self.orphans if orphan.owned and self.offboarding != "keep"]
+
+    @property
+    def changes(self) -> bool:
+        return any(plan.changes for plan in self.accounts) or bool(self.deregistrations)
+
+    def summary(self) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for plan in self.accounts:
+            if plan.error:
+                counts["error"] += 1
+            elif not plan.scope.in_scope:
+                counts["out of scope"] += 1
+            elif not plan.changes:
+                counts["nothing to do"] += 1
+            for action in plan.actions():
+                if not action.startswith("error"):
+                    counts[action.split(" (")[0]] += 1
+        counts["deregister orphan"] += len(self.deregistrations)
+        return +counts
+
+    def cloudcraft_writes(self) -> int:
+        return sum(plan.cloudcraft_writes for plan in self.accounts) + len(self.deregistrations)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "changes": self.changes,
+            "summary": dict(self.summary()),
+            "accounts": [
+                {
+                    "account_id": plan.account.account_id,
+                    "name": plan.account.name,
+                    "ou_path": plan.account.ou_path,
+                    "in_scope": plan.scope.in_scope,
+                    "scope_reason": plan.scope.reason,
+                    "actions": plan.actions(),
+                    "error": plan.error or None,
+                }
+                for plan in self.accounts
+            ],
+            "orphans": [
+                {
+                    "registration_id": o.registration_id,
+                    "name": o.name,
+                    "aws_account_id": o.aws_account_id,
+                    "owned": o.owned,
+                    "action": o.action if self.offboarding != "keep" else "keep (offboarding=keep)",
+                }
+                for o in self.orphans
+            ],
+        }
+
+
+def desired_role(settings: Settings, identity: CloudcraftIdentity) -> RoleSpec:
+    if settings.permission_mode == "read-only-access":
+        return RoleSpec(settings.cloudcraft_role_name, identity.account_id, identity.external_id)
+    if not identity.policy:
+        raise ConfigurationError(
+            f"permission_mode {settings.permission_mode!r} needs Cloudcraft's policy document, which was empty"
+        )
+    return RoleSpec(
+        settings.cloudcraft_role_name,
+        identity.account_id,
+        identity.external_id,
+        managed_policy_arns=(),
+        inline_policy=identity.policy,
+    )
+
+
+def desired_registration(settings: Settings, account: MemberAccount, role_arn: str) -> DesiredRegistration:
+    return DesiredRegistration(
+        aws_account_id=account.account_id,
+        name=settings.registration_name(account.account_id, account.name, account.ou_path),
+        role_arn=role_arn,
+        read_access=settings.read_access or None,
+        write_access=settings.write_access or None,
+    )
+
+
+def plan_account(
+    account: MemberAccount,
+    settings: Settings,
+    identity: CloudcraftIdentity,
+    view: MemberView | None,
+    registrations: Sequence[Registration],
+    owned: dict[str, str],
+) -> AccountPlan:
+    """The plan for one account. `view` is None when the account is out of scope (nothing was read)."""
+    scope = check_scope(account, settings)
+    if not scope.in_scope or view is None:
+        return AccountPlan(account, scope)
+    if view.error:
+        return AccountPlan(account, scope, error=view.error)
+    spec = desired_role(settings, identity)
+    desired = desired_registration(settings, account, spec.role_arn(account.account_id))
+    registration = plan_registration(registrations, desired)
+    by_id = {reg.id: reg for reg in registrations}
+    deletable = tuple(
+        dup
+        for dup in registration.duplicates
+        if owned.get(account.account_id) == dup or by_id[dup].role_arn == desired.role_arn
+    )
+    return AccountPlan(
+        account,
+        scope,
+        access_role=view.access_role,
+        spec=spec,
+        role_exists=view.role is not None,
+        role_changes=tuple(plan_role_changes(spec, view.role)),
+        trust=read_trust(view.role.trust_policy, spec) if view.role is not None else None,
+        desired=desired,
+        registration=registration,
+        deletable_duplicates=deletable,
+        foreign_duplicates=tuple(dup for dup in registration.duplicates if dup not in deletable),
+    )
+
+
+def plan_orphans(
+    members: Sequence[MemberAccount], settings: Settings, registrations: Sequence[Registration], owned: dict[str, str]
+) -> list[OrphanPlan]:
+    """Registrations of accounts that left the Organization or its scope."""
+    by_id = {member.account_id: member for member in members}
+    owned_ids = set(owned.values())
+    orphans = []
+    for reg in registrations:
+        member = by_id.get(reg.aws_account_id or "")
+        if member is None:
+            reason = "the AWS account is not a member of the Organization"
+        else:
+            scope = check_scope(member, settings)
+            if scope.in_scope:
+                continue
+            reason = scope.reason
+        orphans.append(OrphanPlan(reg.id, reg.name, reg.aws_account_id, reg.id in owned_ids, reason))
+    return orphans
+
+
+@dataclass
+class ExecutionResult:
+    role_changes: list[str] = field(default_factory=list)
+    registration: str = "none"  # created | updated | unchanged | none
+    registration_id: str | None = None
+    deleted_duplicates: list[str] = field(default_factory=list)
+
+
+class Executor:
+    """Carries plans out: role first (Cloudcraft verifies it), then the registration, then the ledger."""
+
+    def __init__(
+        self,
+        cloudcraft: Cloudcraft,
+        ledger: Ledger,
+        settings: Settings,
+        clock: Clock,
+        jitter: Callable[[float, float], float] = random.uniform,
+    ) -> None:
+        self._cloudcraft = cloudcraft
+        self._ledger = ledger
+        self._settings = settings
+        self._clock = clock
+        self._jitter = jitter
+
+    def execute(self, plan: AccountPlan, iam: RoleWriter) -> ExecutionResult:
+        result = ExecutionResult()
+        if plan.error or plan.spec is None or plan.desired is None or plan.registration is None:
+            return result
+        if plan.role_changes:
+            iam.apply(plan.spec, plan.role_changes)
+            result.role_changes = [str(change) for change in plan.role_changes]
+        desired, registration = plan.desired, plan.registration
+        if registration.action == "create":
+            created = self._register(desired, fresh_role=bool(plan.role_changes))
+            result.registration, result.registration_id = "created", str(created.id)
+        elif registration.action == "update":
+            assert registration.target_id is not None
+            self._cloudcraft.update_account(
+                registration.target_id,
+                name=desired.name,
+                role_arn=desired.role_arn,
+                read_access=desired.read_access,
+                write_access=desired.write_access,
+            )
+            result.registration, result.registration_id = "updated", registration.target_id
+        else:
+            result.registration, result.registration_id = "unchanged", registration.target_id
+        for duplicate in plan.deletable_duplicates:
+            self._cloudcraft.delete_account(duplicate)
+            result.deleted_duplicates.append(duplicate)
+        if result.registration_id:
+            self._ledger.record(plan.account.account_id, result.registration_id)
+        return result
+
+    def deregister(self, orphan: OrphanPlan) -> None:
+        """Delete a registration Gatehouse owns; the caller has checked ownership."""
+        from chalicelib.cloudcraft import CloudcraftNotFound
+
+        try:
+            self._cloudcraft.delete_account(orphan.registration_id)
+        except CloudcraftNotFound:
+            pass  # already gone: the goal is reached
+        if orphan.aws_account_id:
+            self._ledger.forget(orphan.aws_account_id)
+
+    def _register(self, desired: DesiredRegistration, *, fresh_role: bool) -> Any:
+        """POST the registration; Cloudcraft answers 400 while a just-written role has not propagated."""
+        from chalicelib.cloudcraft import CloudcraftBadRequest
+
+        attempts = self._settings.register_attempts if fresh_role else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._cloudcraft.create_account(
+                    name=desired.name,
+                    role_arn=desired.role_arn,
+                    region=self._settings.validation_region,
+                    read_access=desired.read_access,
+                    write_access=desired.write_access,
+                )
+            except CloudcraftBadRequest:
+                if attempt == attempts:
+                    raise
+                ceiling = min(40.0, 5.0 * 2 ** (attempt - 1))
+                delay = self._jitter(ceiling / 2, ceiling)
+                log.info("Cloudcraft could not verify the new role yet; retrying in %.0fs", delay)
+                self._clock.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
