@@ -332,7 +332,10 @@ class CloudcraftClient:
         clock: Clock | None = None,
         max_attempts: int = 4,
         jitter: Callable[[float], float] | None = None,
+        max_rate_limit_wait: float = MAX_RETRY_AFTER,
     ) -> None:
+        """`max_rate_limit_wait`: a 429 asking for a longer wait raises CloudcraftRateLimited at once (0: never
+        wait), for callers that hand the wait to their platform, like the SQS worker's visibility timeout."""
         if not api_key or not api_key.strip():
             raise ConfigurationError("the Cloudcraft API key is empty")
         if not base_url.startswith(("https://", "http://")):
@@ -347,6 +350,7 @@ class CloudcraftClient:
         self._clock: Clock = clock or SystemClock()
         self._limiter = rate_limiter or RateLimiter(clock=self._clock)
         self._max_attempts = max_attempts
+        self._max_rate_limit_wait = max_rate_limit_wait
         self._jitter = jitter or _equal_jitter
         self._user_agent = _user_agent()
         self._count_lock = threading.Lock()
@@ -498,7 +502,7 @@ class CloudcraftClient:
     def _after_rate_limit(self, exc: CloudcraftRateLimited, attempt: int) -> None:
         # Everyone sharing the limiter backs off, not only this caller: the server's window is full for all.
         self._limiter.penalize(exc.retry_after)
-        if attempt >= self._max_attempts or exc.retry_after > MAX_RETRY_AFTER:
+        if attempt >= self._max_attempts or exc.retry_after > self._max_rate_limit_wait:
             raise exc
         log.warning(
             "cloudcraft %s %s: rate limited (attempt %d), waiting %.1fs",
