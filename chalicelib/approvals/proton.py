@@ -1,0 +1,137 @@
+"""The AWS Proton adapter: environment account connections in and out, botocore errors translated at the boundary."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.approvals.engine import ConnectionRequest
+from chalicelib.approvals.errors import (
+    ConnectionConflict,
+    ConnectionNotFound,
+    ConnectionStateChanged,
+    GatewayAccessDenied,
+    GatewayError,
+    GatewayUnavailable,
+)
+from chalicelib.approvals.service import Connection
+
+if TYPE_CHECKING:
+    from mypy_boto3_proton import ProtonClient
+
+EVENT_KIND = "proton-connection"
+CONNECTION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# arn:aws:proton:<region>:<environment account>:environment-account-connection/<id>
+CONNECTION_ARN_REGION = re.compile(r"^arn:[^:]+:proton:([a-z0-9-]+):")
+
+_BY_CODE: dict[str, type[GatewayError]] = {
+    "ResourceNotFoundException": ConnectionNotFound,
+    "ConflictException": ConnectionConflict,
+    "AccessDeniedException": GatewayAccessDenied,
+    "ThrottlingException": GatewayUnavailable,
+    "InternalServerException": GatewayUnavailable,
+    "ServiceUnavailableException": GatewayUnavailable,
+}
+
+
+def is_connection_id(value: str) -> bool:
+    return CONNECTION_ID.fullmatch(value) is not None
+
+
+class ProtonGateway:
+    """Speaks the domain (get, list_pending, accept, reject) over a boto3 `proton` client in the management account.
+
+    The client should carry the project's retry configuration: throttling and server errors reach this class
+    only once the SDK has given up, and then become GatewayUnavailable (the platform retries later).
+    """
+
+    kind = EVENT_KIND
+
+    def __init__(self, client: ProtonClient, *, page_size: int = 100) -> None:
+        self._client = client
+        self._page_size = max(1, min(page_size, 100))
+
+    def get(self, connection_id: str) -> Connection:
+        if not is_connection_id(connection_id):
+            # Proton would answer ValidationException; no connection can have this ID, so say so without a call.
+            raise ConnectionNotFound(
+                f"{connection_id!r} is not a Proton connection ID", "ValidationException", connection_id
+            )
+        try:
+            response = self._client.get_environment_account_connection(id=connection_id)
+        except (ClientError, BotoCoreError) as exc:
+            _raise(exc, "GetEnvironmentAccountConnection", connection_id)
+        return self._connection(dict(response["environmentAccountConnection"]))
+
+    def list_pending(self) -> list[str]:
+        """IDs of the PENDING connections requested of this management account, oldest first.
+
+        The list's summaries have no codebuildRoleArn, so they are never decided on: callers `get` each one.
+        """
+        ids: list[str] = []
+        seen: set[str] = set()
+        try:
+            paginator = self._client.get_paginator("list_environment_account_connections")
+            pages = paginator.paginate(
+                requestedBy="MANAGEMENT_ACCOUNT",
+                statuses=["PENDING"],
+                PaginationConfig={"PageSize": self._page_size},
+            )
+            for page in pages:
+                for summary in page.get("environmentAccountConnections", []):
+                    if summary["id"] not in seen:
+                        seen.add(summary["id"])
+                        ids.append(summary["id"])
+        except (ClientError, BotoCoreError) as exc:
+            _raise(exc, "ListEnvironmentAccountConnections", None)
+        return ids
+
+    def accept(self, connection_id: str) -> Connection:
+        try:
+            response = self._client.accept_environment_account_connection(id=connection_id)
+        except (ClientError, BotoCoreError) as exc:
+            _raise(exc, "AcceptEnvironmentAccountConnection", connection_id)
+        return self._connection(dict(response["environmentAccountConnection"]))
+
+    def reject(self, connection_id: str) -> Connection:
+        try:
+            response = self._client.reject_environment_account_connection(id=connection_id)
+        except (ClientError, BotoCoreError) as exc:
+            _raise(exc, "RejectEnvironmentAccountConnection", connection_id)
+        return self._connection(dict(response["environmentAccountConnection"]))
+
+    def _connection(self, raw: dict[str, Any]) -> Connection:
+        match = CONNECTION_ARN_REGION.match(str(raw.get("arn", "")))
+        region = match.group(1) if match else self._client.meta.region_name
+        request = ConnectionRequest(
+            id=str(raw["id"]),
+            environment_account_id=str(raw.get("environmentAccountId", "")),
+            environment_name=str(raw.get("environmentName", "")),
+            role_arn=str(raw.get("roleArn", "")),
+            component_role_arn=raw.get("componentRoleArn") or None,
+            codebuild_role_arn=raw.get("codebuildRoleArn") or None,
+            management_account_id=str(raw.get("managementAccountId", "")),
+            region=region,
+        )
+        return Connection(request=request, status=str(raw.get("status", "")))
+
+
+def _raise(exc: ClientError | BotoCoreError, operation: str, connection_id: str | None) -> NoReturn:
+    """The one place Proton's failures become the project's errors."""
+    about = f" {connection_id}" if connection_id else ""
+    if isinstance(exc, BotoCoreError):
+        raise GatewayUnavailable(f"proton:{operation}{about}: {exc}", type(exc).__name__, connection_id) from exc
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", "")) or "Unknown"
+    message = f"proton:{operation}{about}: {code}: {error.get('Message', '')}"
+    if code == "ValidationException" and operation in (
+        "AcceptEnvironmentAccountConnection",
+        "RejectEnvironmentAccountConnection",
+    ):
+        # The ID was valid for the Get just before, so the state moved on: someone else decided first.
+        raise ConnectionStateChanged(message, code, connection_id) from exc
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    error_class = _BY_CODE.get(code) or (GatewayUnavailable if status >= 500 else GatewayError)
+    raise error_class(message, code, connection_id) from exc
