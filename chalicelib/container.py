@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -12,16 +13,19 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.aws import CLIENT_CONFIG, translate
 from chalicelib.clock import Clock, SystemClock
-from chalicelib.cloudcraft import CloudcraftClient, RateLimiter
+from chalicelib.cloudcraft import MAX_RETRY_AFTER, CloudcraftClient, RateLimiter
 from chalicelib.errors import ConfigurationError
+from chalicelib.fleet import Fleet
 from chalicelib.idempotency import DynamoOnceGuard
 from chalicelib.ledger import DynamoLedger
 from chalicelib.member import MemberAccess, MemberSession
+from chalicelib.offboarding import Offboarding
 from chalicelib.onboarding import Onboarding
 from chalicelib.organization import OrganizationDirectory
-from chalicelib.plan import CloudcraftIdentity
+from chalicelib.plan import CloudcraftIdentity, Executor
 from chalicelib.settings import Settings, StageConfig, parse_settings
 from chalicelib.sns import SnsNotifier
+from chalicelib.workqueue import WorkQueue
 
 SETTINGS_MAX_AGE = 60  # seconds a warm container trusts its copy of the settings
 SECRET_MAX_AGE = 300
@@ -38,7 +42,7 @@ class Services:
         self.clock: Clock = clock or SystemClock()
         self._session = session
         self._lock = threading.Lock()
-        self._cloudcraft: tuple[tuple[str, int, str], CloudcraftClient] | None = None
+        self._cloudcraft: tuple[tuple[str, int, str, bool], CloudcraftClient] | None = None
         self._identity: tuple[float, str, CloudcraftIdentity] | None = None
 
     # --- AWS clients -------------------------------------------------------------------------------------
@@ -135,14 +139,28 @@ class Services:
         return text.strip()
 
     # --- Cloudcraft --------------------------------------------------------------------------------------
-    def cloudcraft(self, settings: Settings) -> CloudcraftClient:
-        """One client per container (its rate limiter must see every call), rebuilt if its inputs change."""
+    def cloudcraft(self, settings: Settings, *, hand_back_rate_limits: bool = False) -> CloudcraftClient:
+        """One client per container (its rate limiter must see every call), rebuilt if its inputs change.
+
+        `hand_back_rate_limits`: a 429 raises at once instead of waiting (the SQS worker defers the message).
+        """
         key = self.api_key()
-        fingerprint = (settings.cloudcraft_base_url, settings.cloudcraft_requests_per_minute, _digest(key))
+        fingerprint = (
+            settings.cloudcraft_base_url,
+            settings.cloudcraft_requests_per_minute,
+            _digest(key),
+            hand_back_rate_limits,
+        )
         with self._lock:
             if self._cloudcraft is None or self._cloudcraft[0] != fingerprint:
                 limiter = RateLimiter(settings.cloudcraft_requests_per_minute, 60.0, clock=self.clock)
-                client = CloudcraftClient(key, settings.cloudcraft_base_url, rate_limiter=limiter, clock=self.clock)
+                client = CloudcraftClient(
+                    key,
+                    settings.cloudcraft_base_url,
+                    rate_limiter=limiter,
+                    clock=self.clock,
+                    max_rate_limit_wait=0.0 if hand_back_rate_limits else MAX_RETRY_AFTER,
+                )
                 self._cloudcraft = (fingerprint, client)
             return self._cloudcraft[1]
 
@@ -162,24 +180,59 @@ class Services:
             self._identity = (self.clock.monotonic(), settings.permission_mode, identity)
         return identity
 
-    def onboarding(self, settings: Settings) -> Onboarding:
-        def member_session(account_id: str) -> MemberSession:
+    def member_session(self, settings: Settings, *, attempts: int | None = None) -> Callable[[str], MemberSession]:
+        def session(account_id: str) -> MemberSession:
             return self.member_access.session(
                 account_id,
                 settings.access_role_names,
-                settings.assume_role_attempts,
+                attempts or settings.assume_role_attempts,
                 managed_role_name=settings.cloudcraft_role_name,
             )
 
+        return session
+
+    def onboarding(self, settings: Settings) -> Onboarding:
         return Onboarding(
             settings=settings,
             directory=self.directory,
-            member_session=member_session,
+            member_session=self.member_session(settings),
             cloudcraft=self.cloudcraft(settings),
             identity=lambda: self.cloudcraft_identity(settings),
             ledger=self.ledger,
             clock=self.clock,
         )
+
+    def executor(self, settings: Settings, *, hand_back_rate_limits: bool = False) -> Executor:
+        client = self.cloudcraft(settings, hand_back_rate_limits=hand_back_rate_limits)
+        return Executor(client, self.ledger, settings, self.clock)
+
+    def offboarding(self, settings: Settings) -> Offboarding:
+        return Offboarding(
+            settings=settings,
+            directory=self.directory,
+            member_session=self.member_session(settings),
+            cloudcraft=self.cloudcraft(settings),
+            ledger=self.ledger,
+            executor=self.executor(settings),
+        )
+
+    def fleet(self, settings: Settings, *, hand_back_rate_limits: bool = False) -> Fleet:
+        """Plans read every account once: one AssumeRole attempt each, no backoff (an error is reported)."""
+        return Fleet(
+            settings=settings,
+            directory=self.directory,
+            member_session=self.member_session(settings, attempts=1),
+            cloudcraft=self.cloudcraft(settings, hand_back_rate_limits=hand_back_rate_limits),
+            identity=lambda: self.cloudcraft_identity(settings),
+            ledger=self.ledger,
+            executor=self.executor(settings, hand_back_rate_limits=hand_back_rate_limits),
+        )
+
+    @cached_property
+    def work_queue(self) -> WorkQueue:
+        if not self.config.work_queue_url:
+            raise ConfigurationError("GATEHOUSE_WORK_QUEUE_URL is not set: the work queue is part of the deployment")
+        return WorkQueue(self.client("sqs"), self.config.work_queue_url)
 
 
 def _digest(secret: str) -> str:

@@ -12,6 +12,7 @@ from chalicelib.errors import GatehouseError
 from chalicelib.ledger import Ledger
 from chalicelib.member import MemberSession
 from chalicelib.models import MemberAccount
+from chalicelib.notifications import Notification
 from chalicelib.plan import (
     AccountPlan,
     Cloudcraft,
@@ -73,12 +74,14 @@ class Fleet:
         self._ledger = ledger
         self._executor = executor
         self._workers = workers
+        self.registrations: list[Any] = []  # as the last plan saw them
 
     # --- plan (reads only) -------------------------------------------------------------------------------
     def plan(self) -> FleetPlan:
         settings = self._settings
         members = self._directory.list_members(with_tags=False)
         registrations = self._cloudcraft.list_accounts()
+        self.registrations = list(registrations)
         identity = self._identity()
         owned = self._ledger.owned()
 
@@ -92,7 +95,10 @@ class Fleet:
         with ThreadPoolExecutor(max_workers=self._workers) as pool:
             read = list(pool.map(one, members))
         plan = FleetPlan(offboarding=settings.offboarding)
-        plan.accounts = [plan_account(member, settings, identity, view, registrations, owned) for member, view in read]
+        plan.accounts = [
+            plan_account(member, settings, identity, view, registrations=registrations, owned=owned)
+            for member, view in read
+        ]
         plan.orphans = plan_orphans([member for member, _ in read], settings, registrations, owned)
         return plan
 
@@ -149,3 +155,41 @@ class Fleet:
             writes_left -= 1
             tick()
         return report
+
+
+RECONCILE_KIND = "reconciliation"
+
+
+def reconciliation_notification(plan: FleetPlan | None, error: str, *, queued: int, repair: bool) -> Notification:
+    """One summary per run: counts by action, and the accounts that failed and why."""
+    if plan is None:
+        return Notification(
+            subject="Gatehouse: reconciliation FAILED",
+            text=f"The reconciliation could not plan the Organization.\n\nWhy: {error}\n\nNothing was changed.",
+            body={"event_kind": RECONCILE_KIND, "outcome": "failed", "reason": error},
+            attributes={"event_kind": RECONCILE_KIND, "outcome": "failed"},
+        )
+    summary = plan.summary()
+    failed = {p.account.account_id: p.error for p in plan.accounts if p.error}
+    outcome = "failed" if failed else "drift" if plan.changes else "in-order"
+    lines = [f"Reconciliation of {len(plan.accounts)} accounts: {outcome}.", ""]
+    lines += [f"  {action}: {count}" for action, count in sorted(summary.items())]
+    if plan.changes:
+        lines += [
+            "",
+            f"{queued} repairs queued for the fleet worker." if repair else "Repairs not queued: reconcile=report.",
+        ]
+    if failed:
+        lines += ["", "Accounts that could not be read:"] + [
+            f"  {account}: {why}" for account, why in sorted(failed.items())
+        ]
+    unowned = [o for o in plan.orphans if not o.owned]
+    if unowned:
+        lines += ["", "Registrations of accounts outside the scope that Gatehouse does not own (left alone):"]
+        lines += [f"  {o.name} ({o.aws_account_id}): {o.reason}" for o in unowned]
+    return Notification(
+        subject=f"Gatehouse: reconciliation {outcome} ({len(plan.accounts)} accounts)",
+        text="\n".join(lines),
+        body={"event_kind": RECONCILE_KIND, "outcome": outcome, "queued": queued, "failed": failed, **plan.to_dict()},
+        attributes={"event_kind": RECONCILE_KIND, "outcome": outcome},
+    )

@@ -9,9 +9,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib.container import Services, get_services
 from chalicelib.errors import AccessRoleUnavailableError, ConfigurationError, EventParseError, GatehouseError
-from chalicelib.events import parse_arrival
+from chalicelib.events import parse_arrival, parse_departure
+from chalicelib.fleet import reconciliation_notification
 from chalicelib.observability import logger, metrics, tracer
+from chalicelib.offboarding import EVENT_KIND as OFFBOARDING_KIND
 from chalicelib.onboarding import OnboardingResult, notify_safely, onboarding_notification
+from chalicelib.scope import check_scope
+from chalicelib.worker import FleetWorker
+from chalicelib.workqueue import new_run_id, work_messages
 
 OUTCOME_METRICS = {
     "onboarded": "AccountsOnboarded",
@@ -94,3 +99,99 @@ def _report(services: Services, result: OnboardingResult) -> dict[str, Any]:
     metrics.add_metric(name=OUTCOME_METRICS[result.outcome], unit=MetricUnit.Count, value=1)
     notify_safely(services.notifier, onboarding_notification(result))
     return result.to_dict()
+
+
+@logger.inject_lambda_context(correlation_id_path="id", clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handle_account_departure(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """An account was closed, removed, left, or moved: offboard it if it is no longer in scope."""
+    services = get_services()
+    try:
+        departure = parse_departure(event)
+    except EventParseError as exc:
+        event_id = event.get("id", "without id") if isinstance(event, dict) else "without id"
+        result = OnboardingResult("", "rejected", f"malformed event {event_id}: {exc}", event_kind=OFFBOARDING_KIND)
+        return _report(services, result)
+    trigger = f"{departure.kind} event {departure.event_id}"
+    if departure.state != "SUCCEEDED":
+        return {"outcome": "ignored", "reason": f"{departure.kind} did not succeed ({departure.state})"}
+    try:
+        settings = services.settings()
+    except ConfigurationError as exc:
+        result = OnboardingResult(departure.account_id, "failed", f"{exc}. Nothing was changed.", trigger=trigger)
+        result.event_kind = OFFBOARDING_KIND
+        return _report(services, result)
+
+    why = {
+        "MoveAccount": "the account moved out of the OUs in scope",
+        "CloseAccountResult": "the account was closed",
+        "CloseAccount": "the account was closed",
+    }.get(departure.kind, "the account left the Organization")
+    if departure.kind == "MoveAccount":
+        account = services.directory.describe(departure.account_id)
+        if account is not None and check_scope(account, settings).in_scope:
+            # Moved within scope, or into it: converge like an arrival (no change when already in order).
+            return onboard(services, departure.account_id, trigger=trigger, event_time=None, context=context)
+
+    def job() -> dict[str, Any]:
+        try:
+            result = services.offboarding(settings).offboard(departure, trigger=trigger, why=why)
+        except GatehouseError as exc:
+            logger.exception("offboarding failed")
+            result = OnboardingResult(departure.account_id, "failed", str(exc), trigger=trigger)
+            result.event_kind = OFFBOARDING_KIND
+        return _report(services, result)
+
+    services.once.register_lambda_context(context)
+    done: dict[str, Any] = services.once.run_once(f"offboard#{departure.account_id}#{departure.event_id}", job)
+    return done
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handle_reconcile(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The scheduled safety net: plan the whole Organization, queue the repairs, send one summary."""
+    services = get_services()
+    try:
+        settings = services.settings()
+        fleet = services.fleet(settings)
+        plan = fleet.plan()
+    except GatehouseError as exc:
+        logger.exception("reconciliation could not plan")
+        notify_safely(services.notifier, reconciliation_notification(None, str(exc), queued=0, repair=False))
+        metrics.add_metric(name="ReconciliationFailed", unit=MetricUnit.Count, value=1)
+        return {"outcome": "failed", "reason": str(exc)}
+    queued = 0
+    repair = settings.reconcile == "repair"
+    if repair and plan.changes:
+        messages = work_messages(plan, fleet.registrations, new_run_id())
+        queued = services.work_queue.send(messages)
+    summary = plan.summary()
+    for action, count in summary.items():
+        metrics.add_metric(name="Reconcile" + action.title().replace(" ", ""), unit=MetricUnit.Count, value=count)
+    notify_safely(services.notifier, reconciliation_notification(plan, "", queued=queued, repair=repair))
+    return {"outcome": "drift" if plan.changes else "in-order", "summary": dict(summary), "queued": queued}
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handle_work(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """SQS worker: bring one account in line (or deregister one orphan) per message; report partial failures."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+    services = get_services()
+    settings = services.settings()  # invalid settings fail the whole batch: SQS retries, then the DLQ keeps it
+    worker = FleetWorker(services, settings)
+
+    def record_handler(record: SQSRecord) -> dict[str, Any]:
+        return worker.process(record.body, record.receipt_handle, record.message_id)
+
+    processor = BatchProcessor(event_type=EventType.SQS)
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    return dict(response)

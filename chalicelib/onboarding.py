@@ -20,7 +20,9 @@ from chalicelib.settings import Settings
 
 log = logging.getLogger("gatehouse.onboarding")
 EVENT_KIND = "account-onboarding"
-Outcome = Literal["onboarded", "repaired", "unchanged", "skipped", "failed", "creation-failed", "rejected"]
+Outcome = Literal[
+    "onboarded", "repaired", "unchanged", "skipped", "failed", "creation-failed", "rejected", "offboarded", "kept"
+]
 
 
 class Directory(Protocol):
@@ -40,6 +42,9 @@ class OnboardingResult:
     registration: str = "none"  # created | updated | unchanged | none
     cloudcraft_id: str | None = None
     trigger: str = ""
+    event_kind: str = EVENT_KIND
+    deregistered: list[str] = field(default_factory=list)
+    role_deleted: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,8 +109,8 @@ class Onboarding:
             settings,
             identity,
             MemberView(member.access_role, observed),
-            self._cloudcraft.list_accounts(),
-            {account_id: owned} if owned else {},
+            registrations=self._cloudcraft.list_accounts(),
+            owned={account_id: owned} if owned else {},
         )
         executed = self._executor.execute(plan, iam)
         result.access_role = member.access_role
@@ -132,6 +137,8 @@ HEADLINES = {
     "failed": "onboarding FAILED",
     "creation-failed": "account creation FAILED",
     "rejected": "event REJECTED (malformed)",
+    "offboarded": "disconnected from Cloudcraft",
+    "kept": "left the scope; Cloudcraft connection kept",
 }
 
 
@@ -151,8 +158,8 @@ def onboarding_notification(result: OnboardingResult) -> Notification:
     return Notification(
         subject=f"Gatehouse: {who} {HEADLINES[result.outcome]}",
         text="\n".join(lines),
-        body={"event_kind": EVENT_KIND, **result.to_dict()},
-        attributes={"event_kind": EVENT_KIND, "outcome": result.outcome, "account_id": result.account_id},
+        body=result.to_dict(),
+        attributes={"event_kind": result.event_kind, "outcome": result.outcome, "account_id": result.account_id},
     )
 
 

@@ -6,6 +6,7 @@ Execution is the only part that writes, and each of its steps is idempotent, so 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 from collections import Counter
@@ -252,6 +253,7 @@ def plan_account(
     settings: Settings,
     identity: CloudcraftIdentity,
     view: MemberView | None,
+    *,
     registrations: Sequence[Registration],
     owned: dict[str, str],
 ) -> AccountPlan:
@@ -364,10 +366,8 @@ class Executor:
         """Delete a registration Gatehouse owns; the caller has checked ownership."""
         from chalicelib.cloudcraft import CloudcraftNotFound
 
-        try:
+        with contextlib.suppress(CloudcraftNotFound):  # already gone: the goal is reached
             self._cloudcraft.delete_account(orphan.registration_id)
-        except CloudcraftNotFound:
-            pass  # already gone: the goal is reached
         if orphan.aws_account_id:
             self._ledger.forget(orphan.aws_account_id)
 

@@ -61,6 +61,8 @@ class Settings(BaseModel):
     # instead of being handed back for another retry.
     give_up_after_minutes: int = Field(default=60, ge=1, le=1440)
     offboarding: OffboardingMode = "deregister"
+    # What the scheduled reconciliation does with drift: queue the repairs, or only report them.
+    reconcile: Literal["repair", "report"] = "repair"
 
     @field_validator("scope_ous")
     @classmethod
@@ -158,6 +160,18 @@ class StageConfig:
     idempotency_table: str
     rules_parameter: str = ""
     work_queue_url: str = ""
+
+    @classmethod
+    def for_stage(cls, stage: str, region: str, account_id: str = "") -> StageConfig:
+        """The names the deployment template gives a stage's resources (for the operator CLI)."""
+        return cls(
+            settings_parameter=f"/gatehouse/{stage}/settings",
+            api_key_secret=f"gatehouse/{stage}/cloudcraft-api-key",
+            topic_arn=f"arn:aws:sns:{region}:{account_id}:gatehouse-{stage}-ops" if account_id else "",
+            idempotency_table=f"gatehouse-{stage}-idempotency",
+            rules_parameter=f"/gatehouse/{stage}/proton-rules",
+            work_queue_url="",
+        )
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> StageConfig:
