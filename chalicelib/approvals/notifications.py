@@ -38,12 +38,14 @@ def headline(decision: Decision, result: str) -> str:
     return HEADLINES.get(result, result)
 
 
-def explain(decision: Decision, result: str, trigger: str, *, kind: str = "proton-connection") -> str:
+def explain(
+    decision: Decision, result: str, trigger: str, *, kind: str = "proton-connection", title: str | None = None
+) -> str:
     """The human text: what was asked, what was decided and why, condition by condition."""
     request = decision.request
     label = LABELS.get(kind, kind)
     lines = [
-        f"{headline(decision, result)}: {label} {request.id}",
+        f"{title or headline(decision, result)}: {label} {request.id}",
         "",
         "Request",
         f"  environment:        {request.environment_name} in {request.environment_account_id}, {request.region}",

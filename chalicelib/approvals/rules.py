@@ -356,7 +356,7 @@ class CompiledRule:
     index: int  # 1-based position in the document
     rule: Rule
     conditions: tuple[CompiledCondition, ...]
-    # The fast path: (slot, test) pairs, in the same order as `conditions`.
+    # The fast path: (slot, test) pairs, cheapest and most selective first.
     tests: tuple[tuple[int, Callable[[Any], bool]], ...]
     account_ids: frozenset[str] | None
 
@@ -413,7 +413,8 @@ def compile_document(document: RuleDocument, *, digest: str = "", source: str = 
             CompiledRule(
                 index=index,
                 rule=rule,
-                conditions=conditions,
+                # Explanations follow the schema's order, as people read a rule; tests run cheapest first.
+                conditions=tuple(sorted(conditions, key=lambda c: CONDITION_FIELDS.index(c.field))),
                 tests=tuple((c.slot, c.test) for c in conditions),
                 account_ids=frozenset(rule.when.account_ids) if rule.when.account_ids is not None else None,
             )

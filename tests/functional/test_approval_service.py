@@ -153,7 +153,7 @@ def test_an_accepted_connection_is_connected_and_explained(world: World) -> None
     assert "[yes] environment_names: wanted dev-*; got dev-api" in note.text
     assert "[yes] every role is in the environment account" in note.text
     assert note.body["rule"] == "dev"
-    assert [c["field"] for c in note.body["conditions"]] == ["environment_names", "ous"]
+    assert [c["field"] for c in note.body["conditions"]] == ["ous", "environment_names"]
     assert json.loads(json.loads(note.sns_message())["sqs"])["result"] == "accepted"
 
 
@@ -578,7 +578,7 @@ def test_the_decision_is_logged_with_its_explanation(world: World, caplog: pytes
     [record] = [r for r in caplog.records if hasattr(r, "approval")]
     assert record.getMessage() == f"proton-connection {cid(1)} accepted: rule #3 'dev' matched: accept"
     logged: dict[str, Any] = record.approval
-    assert logged["decision"]["conditions"][1]["field"] == "ous"
+    assert logged["decision"]["conditions"][0]["field"] == "ous"
     assert all(check["held"] for check in logged["decision"]["invariants"])
 
 

@@ -180,12 +180,12 @@ def test_decision_explains_every_condition_of_the_matching_rule() -> None:
 
     decision = run(ruleset)
 
-    assert [(c.field, c.held) for c in decision.conditions] == [
-        ("environment_names", True),
+    assert [(c.field, c.held) for c in decision.conditions] == [  # in the order the schema lists them
         ("ous", True),
+        ("environment_names", True),
         ("role_names", True),
     ]
-    ous = decision.conditions[1]
+    ous = decision.conditions[0]
     assert ous.expected == "in OU Workloads (or below)"
     assert ous.actual.startswith("OU path Workloads/Dev")
     assert decision.reason == "rule #1 'only' matched: accept"
@@ -207,7 +207,7 @@ def test_explain_all_shows_why_each_rule_did_or_did_not_match() -> None:
     first, second = explain_all(request(), ruleset, ACCOUNT)
 
     assert not first.matched
-    assert [(c.field, c.held) for c in first.conditions] == [("environment_names", True), ("ous", False)]
+    assert [(c.field, c.held) for c in first.conditions] == [("ous", False), ("environment_names", True)]
     assert second.matched
 
 
