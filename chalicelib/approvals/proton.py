@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -17,6 +18,7 @@ from chalicelib.approvals.errors import (
     GatewayUnavailable,
 )
 from chalicelib.approvals.service import Connection
+from chalicelib.errors import EventParseError
 
 if TYPE_CHECKING:
     from mypy_boto3_proton import ProtonClient
@@ -25,6 +27,14 @@ EVENT_KIND = "proton-connection"
 CONNECTION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # arn:aws:proton:<region>:<environment account>:environment-account-connection/<id>
 CONNECTION_ARN_REGION = re.compile(r"^arn:[^:]+:proton:([a-z0-9-]+):")
+
+DETAIL_TYPE = "AWS Proton Environment Account Connection Status Change"
+# The rule the approval handler listens on. Only PENDING matters; the sweep catches what was never announced.
+EVENT_PATTERN: dict[str, Any] = {
+    "source": ["aws.proton"],
+    "detail-type": [DETAIL_TYPE],
+    "detail": {"status": ["PENDING"]},
+}
 
 _BY_CODE: dict[str, type[GatewayError]] = {
     "ResourceNotFoundException": ConnectionNotFound,
@@ -38,6 +48,44 @@ _BY_CODE: dict[str, type[GatewayError]] = {
 
 def is_connection_id(value: str) -> bool:
     return CONNECTION_ID.fullmatch(value) is not None
+
+
+@dataclass(frozen=True)
+class ConnectionStatusChange:
+    """What a status-change event says; the connection itself is always read again before deciding."""
+
+    event_id: str
+    connection_id: str
+    status: str
+    previous_status: str | None
+
+    @property
+    def pending(self) -> bool:
+        return self.status == "PENDING"
+
+
+def parse_status_change(raw: Any) -> ConnectionStatusChange:
+    """Parse the EventBridge event at the edge; raises EventParseError naming what is wrong."""
+    if not isinstance(raw, dict):
+        raise EventParseError(f"an event must be a JSON object, got {type(raw).__name__}")
+    if raw.get("source") != "aws.proton" or raw.get("detail-type") != DETAIL_TYPE:
+        raise EventParseError(f"not a Proton connection status change: {raw.get('source')} / {raw.get('detail-type')}")
+    detail = raw.get("detail")
+    if not isinstance(detail, dict):
+        raise EventParseError("the event has no 'detail' object")
+    connection_id = detail.get("id")
+    status = detail.get("status")
+    if not isinstance(connection_id, str) or not connection_id:
+        raise EventParseError("the event has no 'detail.id'")
+    if not isinstance(status, str) or not status:
+        raise EventParseError("the event has no 'detail.status'")
+    previous = detail.get("previousStatus")
+    return ConnectionStatusChange(
+        event_id=str(raw.get("id") or "unknown"),
+        connection_id=connection_id,
+        status=status,
+        previous_status=previous if isinstance(previous, str) else None,
+    )
 
 
 class ProtonGateway:

@@ -6,7 +6,8 @@ import http.client
 import json
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import boto3
 import pytest
@@ -19,7 +20,8 @@ from chalicelib.approvals.errors import (
     GatewayAccessDenied,
     GatewayUnavailable,
 )
-from chalicelib.approvals.proton import ProtonGateway
+from chalicelib.approvals.proton import EVENT_PATTERN, ProtonGateway, parse_status_change
+from chalicelib.errors import EventParseError
 from gatehouse.sandbox.proton_emulator import ProtonEmulator
 
 ENV = "444444444444"
@@ -316,3 +318,67 @@ def test_seed_fills_in_what_proton_adds(emulator: ProtonEmulator) -> None:
     assert seeded["requestedAt"]
     assert seeded["lastModifiedAt"]
     assert seeded["roleArn"].startswith(f"arn:aws:iam::{ENV}:role/")
+
+
+# --- the status-change event ------------------------------------------------------------------------
+
+SAMPLE_EVENT = (
+    Path(__file__).resolve().parents[3] / "shared" / "reference" / "events" / "proton-connection-status-change.json"
+)
+
+
+def sample_event() -> dict[str, Any]:
+    if not SAMPLE_EVENT.exists():
+        pytest.skip(f"{SAMPLE_EVENT} is not available")
+    loaded: dict[str, Any] = json.loads(SAMPLE_EVENT.read_text())
+    return loaded
+
+
+def test_the_sample_event_parses_and_matches_the_pattern() -> None:
+    from moto.events.models import EventPattern
+
+    event = sample_event()
+
+    change = parse_status_change(event)
+
+    assert (change.connection_id, change.status, change.pending) == (
+        "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111",
+        "PENDING",
+        True,
+    )
+    assert EventPattern.load(json.dumps(EVENT_PATTERN)).matches_event(cast(Any, event))
+
+
+@pytest.mark.parametrize("status", ["CONNECTED", "REJECTED", "DELETED"])
+def test_the_pattern_ignores_other_statuses(status: str) -> None:
+    from moto.events.models import EventPattern
+
+    event = sample_event()
+    event["detail"] = {"id": CONNECTION, "status": status, "previousStatus": "PENDING"}
+
+    assert not EventPattern.load(json.dumps(EVENT_PATTERN)).matches_event(cast(Any, event))
+    assert parse_status_change(event).previous_status == "PENDING"
+
+
+@pytest.mark.parametrize(
+    ("event", "fragment"),
+    [
+        ([], "must be a JSON object"),
+        ({"source": "aws.organizations", "detail-type": "x"}, "not a Proton connection status change"),
+        (
+            {"source": "aws.proton", "detail-type": "AWS Proton Environment Account Connection Status Change"},
+            "no 'detail'",
+        ),
+        (
+            {
+                "source": "aws.proton",
+                "detail-type": "AWS Proton Environment Account Connection Status Change",
+                "detail": {},
+            },
+            "no 'detail.id'",
+        ),
+    ],
+)
+def test_malformed_events_are_refused_at_the_edge(event: Any, fragment: str) -> None:
+    with pytest.raises(EventParseError, match=fragment):
+        parse_status_change(event)
