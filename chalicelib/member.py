@@ -135,9 +135,8 @@ class MemberAccess:
                 log.info("access role refused in %s, retrying in %.1fs", account_id, delay)
                 self._clock.sleep(delay)
         raise AccessRoleUnavailableError(
-            f"no access role could be assumed in {account_id} after {attempts} attempt(s) of "
-            f"{', '.join(role_names)}: a new account can refuse for minutes, so this will be retried; if it "
-            "persists, check the role names in settings.access_role_names and their trust policies"
+            f"no access role could be assumed in {account_id} ({', '.join(role_names)}, {attempts} attempt(s)); "
+            "a new account can refuse for a few minutes, otherwise check settings.access_role_names"
         )
 
     def forget(self, account_id: str) -> None:

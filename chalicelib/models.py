@@ -17,6 +17,7 @@ class MemberAccount:
     # The same chain by name, joined with "/", e.g. "Workloads/Prod"; "" for an account at the root.
     ou_path: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    is_management: bool = False  # the Organization's management account: no access role leads into it
 
     @property
     def is_active(self) -> bool:

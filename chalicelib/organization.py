@@ -20,6 +20,7 @@ class OrganizationDirectory:
         self._ou_names: dict[str, str] = {}
         self._parents: dict[str, str | None] = {}
         self._lock = threading.Lock()
+        self._management: str | None = None
 
     def describe(self, account_id: str) -> MemberAccount | None:
         """The account with its OU chain and tags, or None when it is not a member of this Organization."""
@@ -33,6 +34,7 @@ class OrganizationDirectory:
             raise translate(exc, f"organizations:DescribeAccount {account_id}") from exc
         ou_chain = self._ou_chain(account_id)
         return MemberAccount(
+            is_management=account_id == self.management_account_id(),
             account_id=account_id,
             name=str(account.get("Name") or account_id),
             status=str(account.get("Status") or "ACTIVE"),
@@ -59,6 +61,7 @@ class OrganizationDirectory:
                                 status=str(account.get("Status") or "ACTIVE"),
                                 ou_ids=ou_ids,
                                 ou_path="/".join(ou_names),
+                                is_management=account["Id"] == self.management_account_id(),
                             )
                         )
                 paginator = self._client.get_paginator("list_organizational_units_for_parent")
@@ -73,6 +76,18 @@ class OrganizationDirectory:
         if with_tags:
             members = [replace(member, tags=self.tags(member.account_id)) for member in members]
         return sorted(members, key=lambda member: member.account_id)
+
+    def management_account_id(self) -> str:
+        with self._lock:
+            if self._management is not None:
+                return self._management
+        try:
+            organization = self._client.describe_organization()["Organization"]
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, "organizations:DescribeOrganization") from exc
+        with self._lock:
+            self._management = str(organization.get("MasterAccountId") or "")
+        return self._management
 
     def tags(self, resource_id: str) -> dict[str, str]:
         tags: dict[str, str] = {}

@@ -24,6 +24,8 @@ def ou_matches(account: MemberAccount, entry: str) -> bool:
 
 
 def check_scope(account: MemberAccount, settings: Settings) -> ScopeDecision:
+    if account.is_management:
+        return ScopeDecision(False, "it is the management account, which no access role leads into")
     if not account.is_active:
         return ScopeDecision(False, f"the account's status is {account.status}, not ACTIVE")
     if account.account_id in settings.exclude_accounts:

@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--repeat", type=int, default=1, help="deliver each event N times (duplicates)")
     replay.set_defaults(run=_run_replay)
 
+    from gatehouse.fleet_cli import add_fleet_commands
+
+    add_fleet_commands(commands)
     try:
         from gatehouse.rules_cli import add_rules_commands
     except ImportError:

@@ -40,6 +40,12 @@ DEFAULT_ACCOUNTS: list[dict[str, Any]] = [
 ]
 
 
+def generated_accounts(count: int) -> list[dict[str, Any]]:
+    """`count` accounts spread over a few OUs, for trying plan/apply at Organization scale."""
+    ous = ("Workloads/Prod", "Workloads/Dev", "Workloads/Dev/Data", "Sandbox", "")
+    return [{"id": f"{100000000000 + i}", "name": f"account-{i:04d}", "ou": ous[i % len(ous)]} for i in range(count)]
+
+
 class SandboxError(Exception):
     """The sandbox itself could not be set up as asked (a bad STATE document, say)."""
 

@@ -1,0 +1,198 @@
+"""`gatehouse plan` and `gatehouse apply`: the whole Organization, from an operator's shell or the sandbox."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+NO_CHANGES, CHANGES, FAILED = 0, 2, 1  # like `terraform plan -detailed-exitcode`
+
+
+def add_fleet_commands(commands: Any) -> None:
+    plan = commands.add_parser(
+        "plan", help="dry run over every account: what Gatehouse would change (exit 0: nothing, 2: changes)"
+    )
+    _source_options(plan)
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.add_argument("--all", action="store_true", help="list every account, not only those with changes")
+    plan.set_defaults(run=run_plan)
+
+    apply = commands.add_parser("apply", help="carry the plan out (asks first unless --yes)")
+    _source_options(apply)
+    apply.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    apply.add_argument(
+        "--queue", action="store_true", help="enqueue one message per account for the fleet worker in AWS instead"
+    )
+    apply.set_defaults(run=run_apply)
+
+
+def _source_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--stage", default="prod", help="deployed stage whose settings and secret to use (default prod)"
+    )
+    parser.add_argument("--region", help="region of the deployment (default: your AWS configuration's)")
+    parser.add_argument("--sandbox", action="store_true", help="run against a seeded offline sandbox instead of AWS")
+    parser.add_argument("--accounts", type=int, default=0, help="with --sandbox: seed N accounts")
+    parser.add_argument("--state", type=Path, help="with --sandbox: seed from STATE.json")
+
+
+@contextmanager
+def _services(args: argparse.Namespace) -> Iterator[Any]:
+    from gatehouse.cli import UsageError, load_json_file
+
+    if not args.sandbox:
+        if args.accounts or args.state:
+            raise UsageError("--accounts and --state go with --sandbox")
+        import boto3
+
+        from chalicelib.container import Services
+        from chalicelib.settings import StageConfig
+
+        session = boto3.session.Session(region_name=args.region)
+        if not session.region_name:
+            raise UsageError("no region: pass --region or set AWS_REGION")
+        yield Services(StageConfig.for_stage(args.stage, session.region_name), session=session)
+        return
+    from chalicelib.container import get_services
+    from gatehouse.sandbox.world import Sandbox, generated_accounts
+
+    state = load_json_file(args.state, "state file") if args.state else {}
+    if args.accounts:
+        state.setdefault("organization", {})["accounts"] = generated_accounts(args.accounts)
+    with Sandbox(state) as sandbox:
+        print(
+            f"sandbox: {len(sandbox.accounts)} accounts, Cloudcraft emulator at {sandbox.cloudcraft_url}",
+            file=sys.stderr,
+        )
+        yield get_services()
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    from chalicelib.errors import GatehouseError
+
+    with _services(args) as services:
+        try:
+            plan = services.fleet(services.settings()).plan()
+        except GatehouseError as exc:
+            print(f"gatehouse plan: {exc}", file=sys.stderr)
+            return FAILED
+        if args.json:
+            print(json.dumps(plan.to_dict(), indent=2))
+        else:
+            print_plan(plan, sys.stdout, show_all=args.all, rpm=services.settings().cloudcraft_requests_per_minute)
+    return CHANGES if plan.changes else NO_CHANGES
+
+
+def run_apply(args: argparse.Namespace) -> int:
+    from chalicelib.errors import GatehouseError
+    from chalicelib.workqueue import new_run_id, work_messages
+    from gatehouse.cli import UsageError
+
+    with _services(args) as services:
+        try:
+            settings = services.settings()
+            fleet = services.fleet(settings)
+            plan = fleet.plan()
+        except GatehouseError as exc:
+            print(f"gatehouse apply: {exc}", file=sys.stderr)
+            return FAILED
+        rpm = settings.cloudcraft_requests_per_minute
+        print_plan(plan, sys.stdout, show_all=False, rpm=rpm)
+        if not plan.changes:
+            return NO_CHANGES
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise UsageError("not a terminal: review the plan above, then run again with --yes")
+            if input("Apply these changes? [y/N] ").strip().lower() not in ("y", "yes"):
+                print("Nothing changed.")
+                return CHANGES
+        if args.queue:
+            queue = services.work_queue if services.config.work_queue_url else _stage_queue(services, args.stage)
+            sent = queue.send(work_messages(plan, fleet.registrations, new_run_id()))
+            print(f"Queued {sent} work items on {queue.url}; the fleet worker applies them at Cloudcraft's pace.")
+            return NO_CHANGES
+        bar = ProgressBar(sys.stderr)
+        report = fleet.apply(plan, requests_per_minute=rpm, progress=bar.update)
+        bar.close()
+        print(
+            f"Applied {len(report.applied)} accounts, deregistered {len(report.deregistered)}, failed {len(report.failed)}."
+        )
+        for item, why in sorted(report.failed.items()):
+            print(f"  FAILED {item}: {why}")
+        after = services.fleet(settings).plan()
+        print("Plan after apply: " + ("nothing to do." if not after.changes else _summary_line(after, rpm)))
+        return FAILED if report.failed else NO_CHANGES
+
+
+def _stage_queue(services: Any, stage: str) -> Any:
+    from chalicelib.workqueue import WorkQueue
+
+    sqs = services.client("sqs")
+    return WorkQueue(sqs, sqs.get_queue_url(QueueName=f"gatehouse-{stage}-work")["QueueUrl"])
+
+
+def _summary_line(plan: Any, rpm: int) -> str:
+    counts = plan.summary()
+    parts = [f"{count} {action}" for action, count in sorted(counts.items())]
+    writes = plan.cloudcraft_writes()
+    return f"{', '.join(parts) or 'no accounts'}. Cloudcraft writes: {writes} (about {_duration(writes * 60 / rpm)} at {rpm}/min)."
+
+
+def print_plan(plan: Any, out: TextIO, *, show_all: bool, rpm: int) -> None:
+    rows = [
+        (p.account.account_id, p.account.name, p.account.ou_path or "(root)", ", ".join(p.actions()) or "-")
+        for p in plan.accounts
+        if show_all or p.changes or p.error
+    ]
+    rows += [
+        (
+            o.aws_account_id or "?",
+            o.name,
+            "(orphan)",
+            o.action if plan.offboarding != "keep" else "keep (offboarding=keep)",
+        )
+        for o in plan.orphans
+    ]
+    if rows:
+        widths = [max(len(str(row[i])) for row in [("ACCOUNT", "NAME", "OU", "ACTIONS"), *rows]) for i in range(3)]
+        header = ("ACCOUNT", "NAME", "OU", "ACTIONS")
+        for row in [header, *rows]:
+            out.write(
+                "  ".join(str(cell).ljust(widths[i]) if i < 3 else str(cell) for i, cell in enumerate(row)) + "\n"
+            )
+        out.write("\n")
+    out.write(("Plan: " if plan.changes else "No changes. ") + _summary_line(plan, rpm) + "\n")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds + 0.5)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class ProgressBar:
+    """One line on stderr, redrawn in place: counts, and an ETA from the Cloudcraft writes left."""
+
+    WIDTH = 30
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._drawn = False
+
+    def update(self, progress: Any) -> None:
+        filled = int(self.WIDTH * progress.done / progress.total) if progress.total else self.WIDTH
+        line = (
+            f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {progress.done}/{progress.total} accounts, "
+            f"{progress.writes_left} Cloudcraft writes left, ETA {_duration(progress.eta_seconds)}"
+        )
+        self._out.write(("\r" if self._drawn else "") + line)
+        self._out.flush()
+        self._drawn = True
+
+    def close(self) -> None:
+        if self._drawn:
+            self._out.write("\n")
