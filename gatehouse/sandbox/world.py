@@ -131,6 +131,7 @@ class Sandbox:
         self.cloudcraft = CloudcraftEmulator(
             self.api_key,
             clock=self.clock,
+            external_id=cc_state.get("external_id"),
             rate_limit=(int(limit.get("requests", 20)), float(limit.get("per_seconds", 60.0))),
             role_verifier=self._verify_role,
         )
@@ -218,12 +219,25 @@ class Sandbox:
             BillingMode="PAY_PER_REQUEST",
         )
         for registration in (self.state.get("cloudcraft") or {}).get("accounts", []):
-            self.cloudcraft.seed_account(
+            seeded = self.cloudcraft.seed_account(
                 registration["name"],
                 registration["roleArn"],
                 read_access=registration.get("readAccess"),
                 write_access=registration.get("writeAccess"),
             )
+            if registration.get("owned"):  # as if Gatehouse had registered it earlier
+                account_id = registration["roleArn"].split(":")[4]
+                self.client("dynamodb").put_item(
+                    TableName=TABLE_NAME,
+                    Item={
+                        "id": {"S": f"registration#{account_id}"},
+                        "registration_id": {"S": seeded["id"]},
+                        "aws_account_id": {"S": account_id},
+                    },
+                )
+        for account in self.accounts:
+            if account["role"] is not None:
+                self._seed_role(account["id"], account["role"])
         faults = (self.state.get("cloudcraft") or {}).get("faults") or {}
         self.apply_faults(faults)
         if self.proton is not None and self.state.get("proton"):
@@ -260,6 +274,7 @@ class Sandbox:
             "access_role": raw.get("access_role", "OrganizationAccountAccessRole"),
             "status": str(raw.get("status") or "ACTIVE"),
             "refuse_assume_role": int(raw.get("refuse_assume_role", 0)),
+            "role": raw.get("role"),
         }
 
     def _seed_organization(self, accounts: list[dict[str, Any]]) -> None:
@@ -298,6 +313,39 @@ class Sandbox:
                     self.moto.gate.refuse(account_id, account["refuse_assume_role"])
         finally:
             org_utils.make_random_account_id = original
+
+    def _seed_role(self, account_id: str, role: dict[str, Any]) -> None:
+        """A Cloudcraft role that already exists in an account, as described (drift included)."""
+        from moto.iam.models import iam_backends
+
+        trusted = role.get("trusted_account", self.cloudcraft.iam_parameters["accountId"])
+        external_id = role.get("external_id", self.cloudcraft.iam_parameters["externalId"])
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{trusted}:root"},
+                    "Action": "sts:AssumeRole",
+                    "Condition": {"StringEquals": {"sts:ExternalId": external_id}},
+                }
+            ],
+        }
+        iam = iam_backends[account_id]["global"]
+        name = role.get("name", "cloudcraft")
+        iam.create_role(
+            role_name=name,
+            assume_role_policy_document=json.dumps(trust),
+            path="/",
+            permissions_boundary=None,
+            description="",
+            tags=[{"Key": k, "Value": v} for k, v in role.get("tags", {"gatehouse:managed": "true"}).items()],
+            max_session_duration=str(role.get("max_session", 3600)),
+        )
+        for arn in role.get("managed_policies", ["arn:aws:iam::aws:policy/ReadOnlyAccess"]):
+            iam.attach_role_policy(arn, name)
+        for policy_name, document in (role.get("inline_policies") or {}).items():
+            iam.put_role_policy(name, policy_name, json.dumps(document))
 
     def _ensure_ou(self, org: Any, path: str) -> str:
         if path in self.ou_ids:
