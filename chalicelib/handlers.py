@@ -26,6 +26,8 @@ OUTCOME_METRICS = {
     "failed": "OnboardingFailed",
     "creation-failed": "AccountCreationFailed",
     "rejected": "EventsRejected",
+    "offboarded": "AccountsOffboarded",
+    "kept": "AccountsKept",
 }
 
 
@@ -54,9 +56,18 @@ def handle_account_arrival(event: dict[str, Any], context: Any) -> dict[str, Any
 
 
 def onboard(
-    services: Services, account_id: str, *, trigger: str, event_time: datetime | None, context: Any
+    services: Services,
+    account_id: str,
+    *,
+    trigger: str,
+    event_time: datetime | None,
+    context: Any,
+    once_key: str = "",
 ) -> dict[str, Any]:
-    """Onboard one account at most once per delivery window; notify exactly once per outcome."""
+    """Onboard one account at most once per delivery window; notify exactly once per outcome.
+
+    `once_key` defaults to the account: arrivals of one account within the window are one job.
+    """
     logger.append_keys(account_id=account_id)
     try:
         settings = services.settings()
@@ -84,7 +95,7 @@ def onboard(
 
     services.once.register_lambda_context(context)
     try:
-        outcome: dict[str, Any] = services.once.run_once(f"onboard#{account_id}", job)
+        outcome: dict[str, Any] = services.once.run_once(once_key or f"onboard#{account_id}", job)
     except AccessRoleUnavailableError as exc:
         metrics.add_metric(name="AccessRoleRetries", unit=MetricUnit.Count, value=1)
         logger.warning("access role not assumable yet; handing the retry back to EventBridge", reason=str(exc))
@@ -132,7 +143,10 @@ def handle_account_departure(event: dict[str, Any], context: Any) -> dict[str, A
         account = services.directory.describe(departure.account_id)
         if account is not None and check_scope(account, settings).in_scope:
             # Moved within scope, or into it: converge like an arrival (no change when already in order).
-            return onboard(services, departure.account_id, trigger=trigger, event_time=None, context=context)
+            key = f"move#{departure.account_id}#{departure.event_id}"
+            return onboard(
+                services, departure.account_id, trigger=trigger, event_time=None, context=context, once_key=key
+            )
 
     def job() -> dict[str, Any]:
         try:
@@ -190,7 +204,8 @@ def handle_work(event: dict[str, Any], context: Any) -> dict[str, Any]:
     def record_handler(record: SQSRecord) -> dict[str, Any]:
         return worker.process(record.body, record.receipt_handle, record.message_id)
 
-    processor = BatchProcessor(event_type=EventType.SQS)
+    # Report every failure item by item, even when all fail: deferred (429) items keep their own visibility.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

@@ -87,3 +87,61 @@ def proton_connection_change(connection_id: str, status: str = "PENDING") -> dic
         "resources": [f"arn:aws:proton:us-east-1:{MANAGEMENT}:environment-account-connection/{connection_id}"],
         "detail": {"id": connection_id, "status": status},
     }
+
+
+def close_account_result(account_id: str) -> dict[str, Any]:
+    return _cloudtrail_service_event(
+        "aws.organizations",
+        "organizations.amazonaws.com",
+        "CloseAccountResult",
+        {"closeAccountStatus": {"accountId": account_id, "state": "SUCCEEDED", "id": "car-" + uuid.uuid4().hex}},
+    )
+
+
+def organizations_api_call(name: str, request_parameters: dict[str, Any]) -> dict[str, Any]:
+    """An Organizations API call as CloudTrail reports it (RemoveAccountFromOrganization, MoveAccount, ...)."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.organizations",
+        "account": MANAGEMENT,
+        "time": "2026-11-22T10:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "eventVersion": "1.08",
+            "userIdentity": {"type": "AssumedRole", "accountId": MANAGEMENT},
+            "eventTime": "2026-11-22T10:00:00Z",
+            "eventSource": "organizations.amazonaws.com",
+            "eventName": name,
+            "awsRegion": "us-east-1",
+            "requestParameters": request_parameters,
+            "responseElements": None,
+            "eventID": str(uuid.uuid4()),
+            "eventType": "AwsApiCall",
+            "managementEvent": True,
+            "recipientAccountId": MANAGEMENT,
+        },
+    }
+
+
+def move_account(account_id: str, source_parent_id: str, destination_parent_id: str) -> dict[str, Any]:
+    return organizations_api_call(
+        "MoveAccount",
+        {"accountId": account_id, "sourceParentId": source_parent_id, "destinationParentId": destination_parent_id},
+    )
+
+
+def scheduled_event() -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": MANAGEMENT,
+        "time": "2026-11-23T03:00:00Z",
+        "region": "us-east-1",
+        "resources": [f"arn:aws:events:us-east-1:{MANAGEMENT}:rule/gatehouse-reconcile"],
+        "detail": {},
+    }

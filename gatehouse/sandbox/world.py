@@ -28,6 +28,7 @@ REGION = "us-east-1"
 STAGE = "sandbox"
 TOPIC_NAME = f"gatehouse-{STAGE}-ops"
 TABLE_NAME = f"gatehouse-{STAGE}-idempotency"
+QUEUE_NAME = f"gatehouse-{STAGE}-work"
 SETTINGS_PARAMETER = f"/gatehouse/{STAGE}/settings"
 RULES_PARAMETER = f"/gatehouse/{STAGE}/proton-rules"
 SECRET_NAME = f"gatehouse/{STAGE}/cloudcraft-api-key"
@@ -153,6 +154,7 @@ class Sandbox:
             GATEHOUSE_API_KEY_SECRET=SECRET_NAME,
             GATEHOUSE_TOPIC_ARN=f"arn:aws:sns:{REGION}:{MANAGEMENT_ACCOUNT_ID}:{TOPIC_NAME}",
             GATEHOUSE_IDEMPOTENCY_TABLE=TABLE_NAME,
+            GATEHOUSE_WORK_QUEUE_URL="",
             POWERTOOLS_METRICS_DISABLED="true",
             POWERTOOLS_TRACE_DISABLED="true",
             POWERTOOLS_SERVICE_NAME="gatehouse",
@@ -212,6 +214,12 @@ class Sandbox:
             ssm.put_parameter(Name=RULES_PARAMETER, Type="String", Value=json.dumps(self.state["proton_rules"]))
         self.client("secretsmanager").create_secret(Name=SECRET_NAME, SecretString=self.api_key)
         self.client("sns").create_topic(Name=TOPIC_NAME)
+        self.queue_url = self.client("sqs").create_queue(
+            # Short, so a failed work item comes back quickly in tests; Retry-After deferrals set their own.
+            QueueName=QUEUE_NAME,
+            Attributes={"VisibilityTimeout": "2"},
+        )["QueueUrl"]
+        os.environ["GATEHOUSE_WORK_QUEUE_URL"] = self.queue_url
         self.client("dynamodb").create_table(
             TableName=TABLE_NAME,
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
@@ -436,6 +444,38 @@ class Sandbox:
             )
         return delivery
 
+    def invoke(self, handler_name: str, event: dict[str, Any]) -> Any:
+        """Call one of the app's handlers directly, as a schedule or an event source mapping would."""
+        import app as chalice_app
+
+        with _stdout_to_stderr():
+            return getattr(chalice_app, handler_name)(event, FakeLambdaContext())
+
+    def run_schedule(self, handler_name: str = "reconcile") -> Any:
+        from gatehouse.sandbox.samples import scheduled_event
+
+        return self.invoke(handler_name, scheduled_event())
+
+    def drain_queue(self, *, batch_size: int = 5, max_batches: int = 100) -> list[dict[str, Any]]:
+        """Feed the work queue to the fleet worker like Lambda's SQS event source mapping: receive a batch,
+        invoke, delete the messages the worker did not report as failed. Returns the worker's responses."""
+        sqs = self.client("sqs")
+        responses = []
+        for _ in range(max_batches):
+            received = sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=batch_size, AttributeNames=["All"]
+            ).get("Messages", [])
+            if not received:
+                break
+            event = {"Records": [_sqs_record(message, self.queue_url) for message in received]}
+            response = self.invoke("fleet_worker", event)
+            responses.append(response)
+            failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
+            for message in received:
+                if message["MessageId"] not in failed:
+                    sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return responses
+
     # --- inspection --------------------------------------------------------------------------------------
     def notifications(self) -> list[dict[str, Any]]:
         from moto.sns.models import sns_backends
@@ -514,6 +554,22 @@ class Sandbox:
                 "connections": [{"id": c["id"], "status": c["status"]} for c in self.proton.connections()]
             }
         return snapshot
+
+
+def _sqs_record(message: dict[str, Any], queue_url: str) -> dict[str, Any]:
+    """One SQS message in the shape Lambda hands to a function."""
+    account, name = queue_url.rstrip("/").split("/")[-2:]
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": {},
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{REGION}:{account}:{name}",
+        "awsRegion": REGION,
+    }
 
 
 def _fixed(value: str) -> Any:
