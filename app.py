@@ -12,7 +12,7 @@ from typing import Any
 
 from chalice.app import Chalice, CloudWatchEvent, Rate, SQSEvent
 
-from chalicelib.events import ARRIVAL_PATTERN, DEPARTURE_PATTERN
+from chalicelib.events import ARRIVAL_PATTERN, DEPARTURE_PATTERN, PROTON_CONNECTION_PATTERN
 
 app = Chalice(app_name="gatehouse", configure_logs=False)  # Powertools owns logging
 
@@ -46,4 +46,20 @@ def fleet_worker(event: SQSEvent) -> dict[str, Any]:
     from chalicelib.handlers import handle_work
 
     result: dict[str, Any] = handle_work(event.to_dict(), event.context)
+    return result
+
+
+@app.on_cw_event(PROTON_CONNECTION_PATTERN, name="on_proton_connection")
+def on_proton_connection(event: CloudWatchEvent) -> dict[str, Any]:
+    from chalicelib.handlers import handle_proton_connection
+
+    result: dict[str, Any] = handle_proton_connection(event.to_dict(), event.context)
+    return result
+
+
+@app.schedule(Rate(15, unit=Rate.MINUTES), name="proton_sweep")
+def proton_sweep(event: CloudWatchEvent) -> dict[str, Any]:
+    from chalicelib.handlers import handle_proton_sweep
+
+    result: dict[str, Any] = handle_proton_sweep(event.to_dict(), event.context)
     return result

@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.approvals.service import ApprovalService
 from chalicelib.aws import CLIENT_CONFIG, translate
 from chalicelib.clock import Clock, SystemClock
 from chalicelib.cloudcraft import MAX_RETRY_AFTER, CloudcraftClient, RateLimiter
@@ -226,6 +227,26 @@ class Services:
             identity=lambda: self.cloudcraft_identity(settings),
             ledger=self.ledger,
             executor=self.executor(settings, hand_back_rate_limits=hand_back_rate_limits),
+        )
+
+    @cached_property
+    def approvals(self) -> ApprovalService:
+        """Proton connection approvals. Rules are read once per run (a sweep judges every connection alike)."""
+        from chalicelib.approvals.proton import ProtonGateway
+        from chalicelib.approvals.rules import load_rules_from_ssm
+        from chalicelib.observability import logger
+
+        if not self.config.rules_parameter:
+            raise ConfigurationError("GATEHOUSE_RULES_PARAMETER is not set: set it in .chalice/config.json")
+        ssm = self.client("ssm")
+        return ApprovalService(
+            ProtonGateway(self.client("proton")),
+            lambda: load_rules_from_ssm(ssm, self.config.rules_parameter),
+            self.directory.describe,
+            self.this_account_id,
+            self.notifier,
+            self.once,
+            logger,
         )
 
     @cached_property

@@ -32,6 +32,14 @@ DEPARTURE_PATTERN: dict[str, Any] = {
     "detail": {"eventName": list(DEPARTURE_EVENTS)},
 }
 
+PROTON_DETAIL_TYPE = "AWS Proton Environment Account Connection Status Change"
+# The rule the approval handler listens on. Only PENDING matters; the sweep catches what was never announced.
+PROTON_CONNECTION_PATTERN: dict[str, Any] = {
+    "source": ["aws.proton"],
+    "detail-type": [PROTON_DETAIL_TYPE],
+    "detail": {"status": ["PENDING"]},
+}
+
 Kind = Literal[
     "CreateAccountResult",
     "CreateManagedAccount",

@@ -210,3 +210,41 @@ def handle_work(event: dict[str, Any], context: Any) -> dict[str, Any]:
         event=event, record_handler=record_handler, processor=processor, context=context
     )
     return dict(response)
+
+
+@logger.inject_lambda_context(correlation_id_path="id", clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handle_proton_connection(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A Proton environment-account connection changed status: decide it if it is pending."""
+    from chalicelib.approvals.notifications import malformed_event_notification
+    from chalicelib.approvals.proton import parse_status_change
+
+    services = get_services()
+    try:
+        change = parse_status_change(event)
+    except EventParseError as exc:
+        logger.error("malformed Proton event", reason=str(exc))
+        metrics.add_metric(name="EventsRejected", unit=MetricUnit.Count, value=1)
+        notify_safely(services.notifier, malformed_event_notification(event, str(exc)))
+        return {"result": "rejected", "detail": str(exc)}
+    services.once.register_lambda_context(context)
+    outcome = services.approvals.process(change.connection_id, "event")
+    metrics.add_metric(name=f"Connections{outcome.result.title().replace('-', '')}", unit=MetricUnit.Count, value=1)
+    return outcome.to_dict()
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handle_proton_sweep(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Events are best-effort: every few minutes, decide every pending connection the events missed."""
+    services = get_services()
+    services.once.register_lambda_context(context)
+    report = services.approvals.sweep()
+    metrics.add_metric(name="ConnectionsPending", unit=MetricUnit.Count, value=report.listed)
+    return {
+        "listed": report.listed,
+        "outcomes": [outcome.to_dict() for outcome in report.outcomes],
+        "errors": report.errors,
+    }

@@ -38,9 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print the final state as JSON instead of a report")
     demo.set_defaults(run=_run_demo)
     replay = sandbox_commands.add_parser("replay", help="deliver EventBridge event files, print the state as JSON")
-    replay.add_argument("events", nargs="+", type=Path, metavar="EVENT.json")
+    replay.add_argument("events", nargs="*", type=Path, metavar="EVENT.json")
     replay.add_argument("--state", type=Path, help="STATE.json seeding the Organization, settings and Cloudcraft")
     replay.add_argument("--repeat", type=int, default=1, help="deliver each event N times (duplicates)")
+    replay.add_argument(
+        "--schedule",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="after the events, run a scheduled handler: proton_sweep or reconcile (repeatable)",
+    )
     replay.set_defaults(run=_run_replay)
 
     from gatehouse.fleet_cli import add_fleet_commands
@@ -75,6 +82,8 @@ def _run_replay(args: argparse.Namespace) -> int:
 
     if args.repeat < 1:
         raise UsageError("--repeat must be 1 or more")
+    if not args.events and not args.schedule:
+        raise UsageError("give at least one EVENT.json or --schedule NAME")
     state = load_json_file(args.state, "state file") if args.state else {}
     if not isinstance(state, dict):
         raise UsageError(f"state file {args.state} must hold a JSON object")
@@ -88,6 +97,8 @@ def _run_replay(args: argparse.Namespace) -> int:
                     continue
                 for _ in range(args.repeat):
                     sandbox.deliver(event, source=str(path))
+            for name in args.schedule:
+                sandbox.run_schedule(name)
             print(json.dumps(sandbox.snapshot(), indent=2, default=str))
     except SandboxError as exc:
         raise UsageError(str(exc)) from None

@@ -108,3 +108,17 @@ def build_notification(
             "result": result,
         },
     )
+
+
+def malformed_event_notification(event: Any, problem: str, *, kind: str = "proton-connection") -> Notification:
+    """A connection event Gatehouse cannot read: nothing is decided, and ops are told why."""
+    event_id = event.get("id", "without id") if isinstance(event, dict) else "without id"
+    return Notification(
+        subject=f"Gatehouse: {LABELS.get(kind, kind)} event REJECTED (malformed)",
+        text=(
+            f"Event {event_id} could not be read: {problem}.\n\nNothing was decided. The scheduled sweep still "
+            "finds every pending connection, so no request is lost."
+        ),
+        body={"event_kind": kind, "result": "rejected", "event_id": event_id, "reason": problem},
+        attributes={"event_kind": kind, "decision": "none", "result": "rejected"},
+    )

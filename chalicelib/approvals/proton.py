@@ -19,6 +19,7 @@ from chalicelib.approvals.errors import (
 )
 from chalicelib.approvals.service import Connection
 from chalicelib.errors import EventParseError
+from chalicelib.events import PROTON_CONNECTION_PATTERN, PROTON_DETAIL_TYPE
 
 if TYPE_CHECKING:
     from mypy_boto3_proton import ProtonClient
@@ -28,13 +29,8 @@ CONNECTION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0
 # arn:aws:proton:<region>:<environment account>:environment-account-connection/<id>
 CONNECTION_ARN_REGION = re.compile(r"^arn:[^:]+:proton:([a-z0-9-]+):")
 
-DETAIL_TYPE = "AWS Proton Environment Account Connection Status Change"
-# The rule the approval handler listens on. Only PENDING matters; the sweep catches what was never announced.
-EVENT_PATTERN: dict[str, Any] = {
-    "source": ["aws.proton"],
-    "detail-type": [DETAIL_TYPE],
-    "detail": {"status": ["PENDING"]},
-}
+DETAIL_TYPE = PROTON_DETAIL_TYPE
+EVENT_PATTERN = PROTON_CONNECTION_PATTERN
 
 _BY_CODE: dict[str, type[GatewayError]] = {
     "ResourceNotFoundException": ConnectionNotFound,

@@ -452,9 +452,22 @@ class Sandbox:
             return getattr(chalice_app, handler_name)(event, FakeLambdaContext())
 
     def run_schedule(self, handler_name: str = "reconcile") -> Any:
+        """Run a scheduled handler (reconcile, proton_sweep) as its EventBridge schedule would."""
+        import app as chalice_app
+
         from gatehouse.sandbox.samples import scheduled_event
 
-        return self.invoke(handler_name, scheduled_event())
+        scheduled = {s.name for s in chalice_app.app.event_sources if hasattr(s, "schedule_expression")}
+        if handler_name not in scheduled:
+            raise SandboxError(f"no schedule named {handler_name!r}; the app has {sorted(scheduled)}")
+        delivery = Delivery(f"schedule:{handler_name}", handler_name, attempts=1)
+        self.deliveries.append(delivery)
+        try:
+            delivery.result = self.invoke(handler_name, scheduled_event())
+        except Exception as exc:  # noqa: BLE001 - reported like any failed invocation
+            delivery.error = f"{type(exc).__name__}: {exc}"
+            self.errors.append({"source": delivery.source, "message": delivery.error})
+        return delivery.result
 
     def drain_queue(self, *, batch_size: int = 5, max_batches: int = 100) -> list[dict[str, Any]]:
         """Feed the work queue to the fleet worker like Lambda's SQS event source mapping: receive a batch,
@@ -553,7 +566,26 @@ class Sandbox:
             snapshot["proton"] = {
                 "connections": [{"id": c["id"], "status": c["status"]} for c in self.proton.connections()]
             }
+            snapshot["decisions"] = self.decisions()
         return snapshot
+
+    def decisions(self) -> list[dict[str, Any]]:
+        """Every connection decision the approval handlers reported, in order."""
+        outcomes: list[dict[str, Any]] = []
+        for delivery in self.deliveries:
+            result = delivery.result if isinstance(delivery.result, dict) else {}
+            outcomes += [result] if "connection_id" in result else result.get("outcomes", [])
+        return [
+            {
+                "id": outcome["connection_id"],
+                "decision": (outcome.get("decision") or {}).get("action"),
+                "rule": (outcome.get("decision") or {}).get("rule"),
+                "mode": (outcome.get("decision") or {}).get("mode"),
+                "result": outcome.get("result"),
+                "reason": (outcome.get("decision") or {}).get("reason") or outcome.get("detail"),
+            }
+            for outcome in outcomes
+        ]
 
 
 def _sqs_record(message: dict[str, Any], queue_url: str) -> dict[str, Any]:
