@@ -434,14 +434,13 @@ class Sandbox:
             break
         if delivery.error:
             self.errors.append({"source": source, "message": delivery.error})
-        elif isinstance(delivery.result, dict) and delivery.result.get("outcome") in (
-            "failed",
-            "rejected",
-            "creation-failed",
+        elif isinstance(delivery.result, dict) and (
+            delivery.result.get("outcome") in ("failed", "rejected", "creation-failed")
+            or delivery.result.get("result") == "rejected"
         ):
-            self.errors.append(
-                {"source": source, "message": f"{delivery.result['outcome']}: {delivery.result['reason']}"}
-            )
+            outcome = delivery.result.get("outcome") or delivery.result.get("result")
+            reason = delivery.result.get("reason") or delivery.result.get("detail")
+            self.errors.append({"source": source, "message": f"{outcome}: {reason}"})
         return delivery
 
     def invoke(self, handler_name: str, event: dict[str, Any]) -> Any:

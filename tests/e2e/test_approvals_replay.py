@@ -126,3 +126,4 @@ def test_malformed_proton_event_is_reported(capsys: pytest.CaptureFixture[str], 
     state = replay(capsys, tmp_path, STATE, str(path))
     assert state["deliveries"][0]["result"]["result"] == "rejected"
     assert [n["attributes"]["result"] for n in state["notifications"]] == ["rejected"]
+    assert "detail.id" in state["errors"][0]["message"]
