@@ -26,6 +26,43 @@ DEMO_STATE: dict[str, Any] = {
 }
 
 
+DEMO_RULES: dict[str, Any] = {
+    "version": 1,
+    "mode": "enforce",
+    "default_action": "hold",
+    "rules": [
+        {"name": "no-admin-roles", "action": "reject", "when": {"role_names": ["*Admin*"]}},
+        {"name": "prod-needs-review", "action": "hold", "when": {"ous": ["Workloads/Prod"]}},
+        {
+            "name": "dev-teams",
+            "action": "accept",
+            "when": {"ous": ["Workloads/Dev"], "environment_names": ["dev-*"], "role_names": ["Proton*"]},
+        },
+    ],
+}
+
+
+def _connection(number: int, account: str, env: str, role: str, role_account: str = "") -> dict[str, Any]:
+    arn = f"arn:aws:iam::{role_account or account}:role/{role}"
+    return {
+        "id": f"{number:08d}-aaaa-4bbb-8ccc-dddddddddddd",
+        "environmentAccountId": account,
+        "environmentName": env,
+        "roleArn": arn,
+        "codebuildRoleArn": f"arn:aws:iam::{account}:role/ProtonCodeBuild",
+    }
+
+
+DEMO_CONNECTIONS = [
+    _connection(1, "444444444444", "dev-api", "ProtonEnvironmentRole"),
+    _connection(2, "444444444444", "dev-tools", "ProtonAdminRole"),
+    _connection(3, "333333333333", "prod-api", "ProtonEnvironmentRole"),
+    _connection(4, "444444444444", "dev-web", "ProtonEnvironmentRole", role_account="999999999999"),
+]
+DEMO_STATE["proton_rules"] = DEMO_RULES
+DEMO_STATE["proton"] = {"connections": DEMO_CONNECTIONS}
+
+
 def demo_events() -> list[tuple[str, Any]]:
     malformed = samples.create_account_result("222222222222")
     del malformed["detail"]["serviceEventDetails"]["createAccountStatus"]
@@ -66,6 +103,19 @@ def run_demo(*, as_json: bool = False) -> int:
             if refused:
                 cost += f"; AssumeRole refused {refused} time(s), retried with backoff (and the next role name)"
             lines.append(f"      {cost}")
+        if sandbox.proton is not None:
+            lines += ["", "Proton environment-account connection requests (rules in SSM, mode enforce)"]
+            sandbox.deliver(samples.proton_connection_change(DEMO_CONNECTIONS[0]["id"]), source="Proton event")
+            sandbox.run_schedule("proton_sweep")  # events are best-effort: the sweep finds the rest
+            environments = {c["id"]: (c["environmentName"], c["environmentAccountId"]) for c in DEMO_CONNECTIONS}
+            status = {c["id"]: c["status"] for c in sandbox.proton.connections()}
+            for decision in sandbox.decisions():
+                env, account = environments.get(decision["id"], ("?", "?"))
+                rule = f"rule {decision['rule']}" if decision["rule"] else "no rule"
+                lines.append(
+                    f"  - {env} from {account}: {decision['decision']} ({rule}) -> now {status[decision['id']]}"
+                )
+                lines.append(f"      {decision['reason']}")
         snapshot = sandbox.snapshot()
         if as_json:
             print(json.dumps(snapshot, indent=2, default=str))
