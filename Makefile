@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test check lint types unit bench clean
+.PHONY: setup demo test check lint types unit bench clean package deploy infra-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,8 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/gatehouse sandbox demo
 
-## Every check CI runs: lint, types, tests.
-test: $(STAMP) lint types unit
+## Every check CI runs: lint, types, tests, and the deployment checks that package the app.
+test: $(STAMP) lint types unit infra-check
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -28,11 +28,27 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
+## The fast tests: everything but `chalice package` (marker infra).
 unit: $(STAMP)
-	$(BIN)/pytest -n 2 -q
+	$(BIN)/pytest -n 2 -q -m "not infra"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/onboarding.py
+
+## Deployment (docs/deploy.md). STAGE is a stage of .chalice/config.json.
+STAGE ?= dev
+
+## Package a stage into out/$(STAGE): Chalice's template merged with infra/resources.yaml, the code zip, the forwarder.
+package: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/package.sh $(STAGE)
+
+## Package and deploy a stage: make deploy STAGE=prod ARTIFACT_BUCKET=<S3 bucket in the deployment region>
+deploy: package
+	scripts/deploy.sh $(STAGE)
+
+## The deployment checks that run `chalice package` for real (PyPI, no AWS credentials): cfn-lint, roles, rules, zip.
+infra-check: $(STAMP)
+	$(BIN)/pytest -q -m infra tests/deploy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from moto.events.models import EventPattern
@@ -27,7 +27,7 @@ CONTROL_TOWER_EVENTS = frozenset({"CreateManagedAccount", "UpdateManagedAccount"
 
 
 def matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
-    return bool(EventPattern.load(json.dumps(pattern)).matches_event(event))
+    return bool(EventPattern.load(json.dumps(pattern)).matches_event(cast(Any, event)))
 
 
 def routed_to(event: dict[str, Any]) -> list[str]:

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Deploy one packaged stage: upload the code, create or update the stack gatehouse-STAGE in the current region,
+# and, when that region is not us-east-1, the Organizations event forwarder stack in us-east-1.
+# Usage: ARTIFACT_BUCKET=<bucket> scripts/deploy.sh STAGE      (`make deploy STAGE=... ARTIFACT_BUCKET=...`)
+# Needs: AWS CLI v2 and credentials in the account Gatehouse runs in (docs/deploy.md, "Prerequisites"),
+# scripts/package.sh STAGE run first, and ARTIFACT_BUCKET: an S3 bucket in the deployment region.
+# Optional: RECONCILE_SCHEDULE, PROTON_SWEEP_SCHEDULE (EventBridge schedule expressions).
+set -euo pipefail
+
+stage="${1:?usage: ARTIFACT_BUCKET=<bucket> scripts/deploy.sh STAGE}"
+cd "$(dirname "$0")/.."
+out="out/$stage"
+stack="gatehouse-$stage"
+
+die() { echo "deploy: $*" >&2; exit 2; }
+
+[ -f "$out/sam.yaml" ] || die "$out/sam.yaml is missing: run scripts/package.sh $stage (make package STAGE=$stage)"
+bucket="${ARTIFACT_BUCKET:-}"
+[ -n "$bucket" ] || die "set ARTIFACT_BUCKET to an S3 bucket in the deployment region (it receives the code zip)"
+region="${AWS_REGION:-${AWS_DEFAULT_REGION:-$(aws configure get region 2>/dev/null || true)}}"
+[ -n "$region" ] || die "no region: set AWS_REGION (or a region in your AWS CLI profile)"
+
+account="$(aws sts get-caller-identity --query Account --output text)"
+echo "deploying $stack to account $account, region $region"
+
+overrides=("Stage=$stage")
+[ -n "${RECONCILE_SCHEDULE:-}" ] && overrides+=("ReconcileSchedule=$RECONCILE_SCHEDULE")
+[ -n "${PROTON_SWEEP_SCHEDULE:-}" ] && overrides+=("ProtonSweepSchedule=$PROTON_SWEEP_SCHEDULE")
+
+aws cloudformation package \
+    --region "$region" \
+    --template-file "$out/sam.yaml" \
+    --s3-bucket "$bucket" \
+    --s3-prefix "gatehouse/$stage" \
+    --output-template-file "$out/packaged.yaml"
+
+aws cloudformation deploy \
+    --region "$region" \
+    --template-file "$out/packaged.yaml" \
+    --stack-name "$stack" \
+    --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND \
+    --parameter-overrides "${overrides[@]}" \
+    --tags app=gatehouse "stage=$stage" \
+    --no-fail-on-empty-changeset
+
+if [ "$region" != "us-east-1" ]; then
+    # Organizations delivers its events in us-east-1 only.
+    aws cloudformation deploy \
+        --region us-east-1 \
+        --template-file "$out/forwarder-us-east-1.yaml" \
+        --stack-name "$stack-forwarder" \
+        --capabilities CAPABILITY_IAM \
+        --parameter-overrides "TargetRegion=$region" "Stage=$stage" \
+        --tags app=gatehouse "stage=$stage" \
+        --no-fail-on-empty-changeset
+fi
+
+aws cloudformation describe-stacks --region "$region" --stack-name "$stack" \
+    --query "Stacks[0].Outputs[].[OutputKey,OutputValue]" --output table
+
+secret="gatehouse/$stage/cloudcraft-api-key"
+if ! aws secretsmanager describe-secret --region "$region" --secret-id "$secret" \
+        --query "VersionIdsToStages" --output text 2>/dev/null | grep -q AWSCURRENT; then
+    echo "next: store the Cloudcraft API key (docs/deploy.md): aws secretsmanager put-secret-value --secret-id $secret --secret-string file://<key file>"
+fi

@@ -1,0 +1,337 @@
+"""The deployment template: the merge template's resources and per-function overlays, the us-east-1 forwarder,
+and (marker `infra`, `make infra-check`) the template and zip `chalice package` really produces.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib.settings import parse_settings
+from tests.deploy.support import (
+    FORWARDER_TEMPLATE,
+    MERGE_TEMPLATE,
+    REPO,
+    app_functions,
+    app_patterns,
+    cfn_lint,
+    cfn_name,
+    chalice_config,
+    function_resources,
+    load_policy,
+    load_template,
+)
+
+FUNCTIONS = sorted(app_functions())
+ASYNC_KINDS = ("cw_event", "schedule")  # invoked asynchronously: failures go to the function's DLQ
+EVENTS_DLQ = {"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]}
+RESOURCE_ENVIRONMENT = {  # the variables that must come from the template, not from config.json's placeholders
+    "GATEHOUSE_TOPIC_ARN": {"Ref": "OpsTopic"},
+    "GATEHOUSE_IDEMPOTENCY_TABLE": {"Ref": "IdempotencyTable"},
+    "GATEHOUSE_WORK_QUEUE_URL": {"Ref": "WorkQueue"},
+    "GATEHOUSE_SETTINGS_PARAMETER": {"Ref": "SettingsParameter"},
+    "GATEHOUSE_RULES_PARAMETER": {"Ref": "RulesParameter"},
+    "GATEHOUSE_API_KEY_SECRET": {"Fn::Sub": "gatehouse/${Stage}/cloudcraft-api-key"},
+}
+DEFAULT_RULES = {"version": 1, "mode": "shadow", "default_action": "hold", "rules": []}
+
+
+def merge_template() -> dict[str, Any]:
+    return load_template(MERGE_TEMPLATE)
+
+
+def event_name(function: str, kind: str) -> str:
+    """Chalice's logical ID for a function's event source."""
+    return cfn_name(function) + ("SqsEventSource" if kind == "sqs" else "Event")
+
+
+def overlay_snippet(function: str, kind: str) -> str:
+    """The block to paste into infra/resources.yaml for a function that has none (mirrors the others)."""
+    name = cfn_name(function)
+    environment = "\n".join(
+        f"          {key}: " + (f"!Ref {value['Ref']}" if "Ref" in value else f"!Sub {value['Fn::Sub']}")
+        for key, value in RESOURCE_ENVIRONMENT.items()
+    )
+    lines = [
+        f"  {name}LogGroup:",
+        "    Type: AWS::Logs::LogGroup",
+        "    Properties:",
+        f"      LogGroupName: !Sub /aws/lambda/gatehouse-${{Stage}}-{function}",
+        "      RetentionInDays: 90",
+        "",
+        f"  {name}:",
+        "    Properties:",
+        "      Environment:",
+        "        Variables:",
+        environment,
+        "      LoggingConfig:",
+        f"        LogGroup: !Ref {name}LogGroup",
+    ]
+    if kind in ASYNC_KINDS:
+        lines += ["      DeadLetterQueue:", "        Type: SQS", "        TargetArn: !GetAtt EventsDeadLetterQueue.Arn"]
+    lines += ["      Events:", f"        {event_name(function, kind)}:"]
+    if kind == "sqs":
+        lines += [
+            "          Type: SQS",
+            "          Properties:",
+            '            Queue: !Sub "${WorkQueue.Arn}"',
+            "            FunctionResponseTypes:",
+            "              - ReportBatchItemFailures",
+        ]
+    else:
+        lines += [
+            "          Type: " + ("EventBridgeRule" if kind == "cw_event" else "Schedule"),
+            "          Properties:",
+            "            RetryPolicy:",
+            "              MaximumEventAgeInSeconds: 21600",
+            "              MaximumRetryAttempts: 20",
+            "            DeadLetterConfig:",
+            "              Arn: !GetAtt EventsDeadLetterQueue.Arn",
+        ]
+    return "\n".join(lines)
+
+
+def overlay_problems(function: str, kind: str, resources: dict[str, Any]) -> list[str]:
+    """What the function's overlay (in the merge template, or merged into the packaged one) lacks."""
+    name = cfn_name(function)
+    properties = (resources.get(name) or {}).get("Properties") or {}
+    problems = []
+    variables = (properties.get("Environment") or {}).get("Variables") or {}
+    wrong = {key: variables.get(key) for key, value in RESOURCE_ENVIRONMENT.items() if variables.get(key) != value}
+    if wrong:
+        problems.append(f"environment variables not taken from the template's resources: {wrong}")
+    log_group = (properties.get("LoggingConfig") or {}).get("LogGroup")
+    expected_group = {"Fn::Sub": f"/aws/lambda/gatehouse-${{Stage}}-{function}"}
+    if log_group != {"Ref": f"{name}LogGroup"} or (
+        (resources.get(f"{name}LogGroup") or {}).get("Properties", {}).get("LogGroupName") != expected_group
+    ):
+        problems.append(f"no log group {expected_group['Fn::Sub']} with a retention period")
+    if kind in ASYNC_KINDS and properties.get("DeadLetterQueue") != {"Type": "SQS", "TargetArn": EVENTS_DLQ}:
+        problems.append("failed asynchronous invocations are not sent to EventsDeadLetterQueue")
+    event = (properties.get("Events") or {}).get(event_name(function, kind)) or {}
+    event_properties = event.get("Properties") or {}
+    if kind in ASYNC_KINDS:
+        wanted_type = "EventBridgeRule" if kind == "cw_event" else "Schedule"
+        if event.get("Type") != wanted_type:
+            problems.append(f"its event is {event.get('Type')!r}, not a SAM {wanted_type}")
+        if not {"MaximumEventAgeInSeconds", "MaximumRetryAttempts"} <= set(event_properties.get("RetryPolicy") or {}):
+            problems.append("its rule has no retry policy")
+        if event_properties.get("DeadLetterConfig") != {"Arn": EVENTS_DLQ}:
+            problems.append("its rule has no dead-letter queue")
+    elif kind == "sqs":
+        if event_properties.get("Queue") not in ({"Fn::Sub": "${WorkQueue.Arn}"}, {"Fn::GetAtt": ["WorkQueue", "Arn"]}):
+            problems.append(f"it does not consume the stage's work queue: {event_properties.get('Queue')}")
+        if event_properties.get("FunctionResponseTypes") != ["ReportBatchItemFailures"]:
+            problems.append("partial batch responses are off: a batch with one failure would be deleted whole")
+    else:
+        problems.append(f"no overlay rule for a {kind} function: extend infra/resources.yaml and this test")
+    return problems
+
+
+# --- the merge template ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("function", "kind"), sorted(app_functions().items()))
+def test_merge_template_has_a_complete_overlay_for_every_function(function: str, kind: str) -> None:
+    problems = overlay_problems(function, kind, merge_template()["Resources"])
+
+    assert not problems, (
+        f"{function} ({kind}) in infra/resources.yaml: {'; '.join(problems)}.\n"
+        f"Add this block under Resources (next to the other functions):\n\n{overlay_snippet(function, kind)}\n"
+    )
+
+
+def test_merge_template_overlays_only_functions_the_app_has() -> None:
+    """An overlay with no Chalice resource under it would become a resource without a Type."""
+    overlays = {name for name, resource in merge_template()["Resources"].items() if "Type" not in resource}
+
+    assert overlays == {cfn_name(function) for function in FUNCTIONS}
+
+
+def test_idempotency_table_has_the_powertools_layout_and_is_kept() -> None:
+    table = merge_template()["Resources"]["IdempotencyTable"]
+    properties = table["Properties"]
+
+    assert (table["DeletionPolicy"], table["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    assert properties["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert properties["AttributeDefinitions"] == [{"AttributeName": "id", "AttributeType": "S"}]
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+
+
+def test_parameters_start_with_safe_defaults_the_app_accepts() -> None:
+    resources = merge_template()["Resources"]
+    settings, rules = resources["SettingsParameter"], resources["RulesParameter"]
+
+    assert json.loads(settings["Properties"]["Value"]) == {}
+    assert parse_settings(json.loads(settings["Properties"]["Value"])).scope_ous == ()  # the whole Organization
+    assert json.loads(rules["Properties"]["Value"]) == DEFAULT_RULES
+    for parameter in (settings, rules):
+        assert (parameter["DeletionPolicy"], parameter["UpdateReplacePolicy"]) == ("Retain", "Retain")
+        assert parameter["Properties"]["Type"] == "String"
+
+
+def test_default_rules_make_the_engine_hold_every_request() -> None:
+    from chalicelib.approvals.engine import ConnectionRequest, decide
+    from chalicelib.approvals.rules import parse_ruleset
+    from chalicelib.models import MemberAccount
+
+    rules = parse_ruleset(merge_template()["Resources"]["RulesParameter"]["Properties"]["Value"])
+    request = ConnectionRequest(
+        id="a1b2c3d4-5678-90ab-cdef-000000000001",
+        environment_account_id="222222222222",
+        environment_name="dev",
+        role_arn="arn:aws:iam::222222222222:role/proton-environment",
+        component_role_arn=None,
+        codebuild_role_arn=None,
+        management_account_id="123456789012",
+        region="us-east-1",
+    )
+
+    decision = decide(request, rules, MemberAccount("222222222222", "data-platform"), "123456789012")
+
+    assert (decision.action, decision.effective) == ("hold", False)
+
+
+def test_api_key_secret_is_created_empty_and_kept() -> None:
+    secret = merge_template()["Resources"]["CloudcraftApiKeySecret"]
+
+    assert (secret["DeletionPolicy"], secret["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    assert not {"SecretString", "GenerateSecretString"} & set(secret["Properties"]), (
+        "the key must never be in a template"
+    )
+    assert secret["Properties"]["Name"] == {"Fn::Sub": "gatehouse/${Stage}/cloudcraft-api-key"}
+
+
+def test_work_queue_outlives_its_consumer_and_has_a_dead_letter_queue() -> None:
+    queue = merge_template()["Resources"]["WorkQueue"]["Properties"]
+    timeouts = [
+        int(chalice_config().get("lambda_functions", {}).get(function, {}).get("lambda_timeout", 60))
+        for function, kind in app_functions().items()
+        if kind == "sqs"
+    ]
+
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["WorkDeadLetterQueue", "Arn"]}
+    assert all(queue["VisibilityTimeout"] >= 6 * timeout for timeout in timeouts), (queue, timeouts)
+
+
+def test_events_dead_letter_queue_accepts_only_this_stacks_rules() -> None:
+    statement = merge_template()["Resources"]["EventsDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"][
+        "Statement"
+    ]
+
+    [only] = statement
+    assert only["Principal"] == {"Service": "events.amazonaws.com"}
+    assert only["Action"] == "sqs:SendMessage"
+    assert only["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert "rule/${AWS::StackName}-*" in only["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"]
+
+
+def test_outputs_name_everything_an_operator_touches() -> None:
+    outputs = merge_template()["Outputs"]
+
+    assert {
+        "OpsTopicArn",
+        "WorkQueueUrl",
+        "WorkDeadLetterQueueUrl",
+        "EventsDeadLetterQueueUrl",
+        "IdempotencyTableName",
+        "SettingsParameterName",
+        "RulesParameterName",
+        "ApiKeySecretName",
+    } <= set(outputs)
+
+
+# --- the us-east-1 forwarder ------------------------------------------------------------------------------
+def test_forwarder_template_passes_cfn_lint() -> None:
+    assert cfn_lint(FORWARDER_TEMPLATE) == []
+
+
+def test_forwarder_puts_events_on_the_target_regions_default_bus_only() -> None:
+    resources = load_template(FORWARDER_TEMPLATE)["Resources"]
+    [target] = resources["ForwardOrganizationsEvents"]["Properties"]["Targets"]
+    [policy] = resources["ForwarderRole"]["Properties"]["Policies"]
+    bus = {"Fn::Sub": "arn:${AWS::Partition}:events:${TargetRegion}:${AWS::AccountId}:event-bus/default"}
+
+    assert resources["ForwardOrganizationsEvents"]["Properties"]["EventBusName"] == "default"
+    assert target["Arn"] == bus
+    assert target["RoleArn"] == {"Fn::GetAtt": ["ForwarderRole", "Arn"]}
+    assert set(target) >= {"RetryPolicy", "DeadLetterConfig"}
+    assert policy["PolicyDocument"]["Statement"] == [{"Effect": "Allow", "Action": "events:PutEvents", "Resource": bus}]
+
+
+# --- what `chalice package` really produces (slow: make infra-check) ----------------------------------------
+
+
+@pytest.mark.infra
+def test_packaged_template_passes_cfn_lint(packaged: Path) -> None:
+    findings = cfn_lint(packaged / "sam.yaml")
+
+    assert [f for f in findings if " error " in f or " warning " in f] == []
+
+
+@pytest.mark.infra
+def test_packaged_forwarder_is_the_linted_one(packaged: Path) -> None:
+    assert (packaged / FORWARDER_TEMPLATE.name).read_text() == FORWARDER_TEMPLATE.read_text()
+
+
+@pytest.mark.infra
+def test_packaged_stage_parameter_must_be_given(packaged_template: dict[str, Any]) -> None:
+    assert "Default" not in packaged_template["Parameters"]["Stage"]
+
+
+@pytest.mark.infra
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_each_function_has_its_own_role_with_its_hand_written_policy(
+    function: str, packaged_template: dict[str, Any]
+) -> None:
+    resources = packaged_template["Resources"]
+    lambda_function = function_resources(packaged_template)[cfn_name(function)]
+    role_name = lambda_function["Properties"]["Role"]["Fn::GetAtt"][0]
+    others = {
+        resource["Properties"]["Role"]["Fn::GetAtt"][0]
+        for name, resource in function_resources(packaged_template).items()
+        if name != cfn_name(function)
+    }
+
+    assert role_name not in others, f"{function} shares its role"
+    [policy] = resources[role_name]["Properties"]["Policies"]
+    assert policy["PolicyDocument"] == load_policy(function)
+    assert resources[role_name]["Properties"].get("ManagedPolicyArns") in (None, [])
+
+
+@pytest.mark.infra
+@pytest.mark.parametrize(("function", "kind"), sorted(app_functions().items()))
+def test_packaged_function_takes_the_overlay(function: str, kind: str, packaged_template: dict[str, Any]) -> None:
+    assert overlay_problems(function, kind, packaged_template["Resources"]) == []
+
+
+@pytest.mark.infra
+def test_no_plain_cloudwatch_event_is_left_and_patterns_are_the_apps(packaged_template: dict[str, Any]) -> None:
+    events = {
+        (name, event_id): event
+        for name, resource in function_resources(packaged_template).items()
+        for event_id, event in (resource["Properties"].get("Events") or {}).items()
+    }
+    patterns = {
+        function: events[(cfn_name(function), event_name(function, "cw_event"))]["Properties"]["Pattern"]
+        for function in app_patterns()
+    }
+
+    assert not [key for key, event in events.items() if event["Type"] == "CloudWatchEvent"]
+    assert patterns == app_patterns()
+
+
+@pytest.mark.infra
+def test_deployment_zip_holds_the_app_and_its_requirements_not_the_sandbox(packaged: Path) -> None:
+    with zipfile.ZipFile(packaged / "deployment.zip") as archive:
+        names = archive.namelist()
+    top = {name.split("/", 1)[0] for name in names}
+    chalicelib = {path.relative_to(REPO).as_posix() for path in (REPO / "chalicelib").rglob("*.py")}
+
+    assert "app.py" in names
+    assert chalicelib <= set(names), sorted(chalicelib - set(names))
+    assert not top & {"gatehouse", "tests", "infra", "scripts", "benchmarks", "docs", ".chalice", "moto"}, top
+    assert {"aws_lambda_powertools", "pydantic", "requests"} <= top
