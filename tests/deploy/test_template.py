@@ -65,6 +65,7 @@ def overlay_snippet(function: str, kind: str) -> str:
         "",
         f"  {name}:",
         "    Properties:",
+        f"      FunctionName: !Sub gatehouse-${{Stage}}-{function}",
         "      Environment:",
         "        Variables:",
         environment,
@@ -100,6 +101,8 @@ def overlay_problems(function: str, kind: str, resources: dict[str, Any]) -> lis
     name = cfn_name(function)
     properties = (resources.get(name) or {}).get("Properties") or {}
     problems = []
+    if properties.get("FunctionName") != {"Fn::Sub": f"gatehouse-${{Stage}}-{function}"}:
+        problems.append(f"it is not named gatehouse-${{Stage}}-{function}")
     variables = (properties.get("Environment") or {}).get("Variables") or {}
     wrong = {key: variables.get(key) for key, value in RESOURCE_ENVIRONMENT.items() if variables.get(key) != value}
     if wrong:
