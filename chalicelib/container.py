@@ -60,7 +60,7 @@ class Services:
 
     @cached_property
     def member_access(self) -> MemberAccess:
-        return MemberAccess(self.client("sts"), self.clock, region=self.session.region_name)
+        return MemberAccess(self.client("sts"), self.clock, session=self.session)
 
     @cached_property
     def notifier(self) -> SnsNotifier:

@@ -69,13 +69,15 @@ def session_policy(managed_role_name: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class MemberSession:
+    """Assumed credentials in one member account, as the one client Gatehouse uses there."""
+
     account_id: str
     access_role: str
-    session: boto3.session.Session
+    iam_client: Any
     expires_at: datetime | None
 
     def iam(self) -> MemberIam:
-        return MemberIam(self.session.client("iam", config=CLIENT_CONFIG), self.account_id)
+        return MemberIam(self.iam_client, self.account_id)
 
 
 class MemberAccess:
@@ -86,14 +88,16 @@ class MemberAccess:
         sts_client: Any,
         clock: Clock,
         *,
-        region: str | None = None,
+        session: boto3.session.Session | None = None,
         base_delay: float = 2.0,
         max_delay: float = 15.0,
         jitter: Callable[[float, float], float] = random.uniform,
     ) -> None:
         self._sts = sts_client
         self._clock = clock
-        self._region = region
+        # Member clients are built from one session, so botocore loads the IAM model once, not per account.
+        self._session = session or boto3.session.Session()
+        self._client_lock = threading.Lock()  # boto3 sessions are not thread-safe for client creation
         self._base_delay = base_delay
         self._max_delay = max_delay
         self._jitter = jitter
@@ -152,14 +156,16 @@ class MemberAccess:
             Policy=json.dumps(session_policy(managed_role_name)),
         )
         credentials = response["Credentials"]
-        session = boto3.session.Session(
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-            region_name=self._region,
-        )
+        with self._client_lock:
+            iam = self._session.client(
+                "iam",
+                aws_access_key_id=credentials["AccessKeyId"],
+                aws_secret_access_key=credentials["SecretAccessKey"],
+                aws_session_token=credentials["SessionToken"],
+                config=CLIENT_CONFIG,
+            )
         expiration = credentials.get("Expiration")
-        return MemberSession(account_id, role_name, session, expiration if isinstance(expiration, datetime) else None)
+        return MemberSession(account_id, role_name, iam, expiration if isinstance(expiration, datetime) else None)
 
 
 class MemberIam:
