@@ -35,6 +35,7 @@ from tests.deploy.support import (
     allowed_actions,
     app_functions,
     as_list,
+    chalice_config,
     configured_functions,
     is_allowed,
     load_policy,
@@ -201,6 +202,44 @@ def test_assumed_roles_are_the_access_roles_the_policy_names_and_carry_the_sessi
         assert sent == session_policy(role_name), f"AssumeRole of {role_arn} without Gatehouse's session policy"
 
 
+def grants(policy: dict[str, Any], action: str, resource: str) -> bool:
+    """Whether an Allow statement covers `action` on `resource` (IAM wildcards; conditions not evaluated)."""
+    return any(
+        statement.get("Effect") == "Allow"
+        and is_allowed(action, [str(a) for a in as_list(statement.get("Action"))])
+        and any(fnmatchcase(resource, str(r)) for r in as_list(statement.get("Resource")))
+        for statement in as_list(policy.get("Statement"))
+    )
+
+
+def lambda_needs(function: str, kind: str) -> list[tuple[str, str]]:
+    """(action, resource) pairs Lambda itself uses with the function's role, for a function deployed as prod."""
+    arn = "arn:aws:{}:us-east-1:123456789012:{}".format
+    stream = arn("logs", f"log-group:/aws/lambda/gatehouse-prod-{function}:log-stream:2026/11/23/[$LATEST]0a1b")
+    needs = [("logs:CreateLogStream", stream), ("logs:PutLogEvents", stream)]
+    stage = chalice_config()["stages"]["prod"]
+    if stage.get("lambda_functions", {}).get(function, {}).get("xray", stage.get("xray")):
+        needs += [("xray:PutTraceSegments", "*"), ("xray:PutTelemetryRecords", "*")]
+    if kind in ("cw_event", "schedule"):  # asynchronous: infra/resources.yaml gives it the events DLQ
+        needs.append(("sqs:SendMessage", arn("sqs", "gatehouse-prod-events-dlq")))
+    if kind == "sqs":  # its event source mapping polls the work queue
+        work = arn("sqs", "gatehouse-prod-work")
+        needs += [(action, work) for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")]
+    return needs
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_policy_grants_what_lambda_itself_needs_with_the_role(function: str) -> None:
+    kind = app_functions().get(function, "lambda")
+
+    missing = [need for need in lambda_needs(function, kind) if not grants(load_policy(function), *need)]
+
+    assert not missing, (
+        f"{policy_file(function).relative_to(REPO)} lacks what Lambda does with the role of a {kind} function: "
+        f"{missing} (without the DLQ or queue permissions, the deployment itself fails)"
+    )
+
+
 def test_every_member_account_action_is_used_by_some_function(scenario_calls: Calls) -> None:
     used = {
         call.action
@@ -251,6 +290,23 @@ def test_an_unused_permission_is_reported_unless_lambda_itself_uses_it() -> None
         "ssm:PutParameter",
         "sqs:DeleteMessage",  # on a queue the event source mapping does not poll
         "sqs:PurgeQueue",
+    }
+
+
+def test_lambda_needs_are_checked_against_resources_too() -> None:
+    arrival = load_policy("on_account_arrival")
+
+    missing = {
+        action for action, resource in lambda_needs("fleet_worker", "sqs") if not grants(arrival, action, resource)
+    }
+
+    # Another function's log group and a queue the arrival function never polls: neither is granted.
+    assert missing == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
     }
 
 
