@@ -199,6 +199,7 @@ def handle_work(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
     services = get_services()
     settings = services.settings()  # invalid settings fail the whole batch: SQS retries, then the DLQ keeps it
+    services.once.register_lambda_context(context)
     worker = FleetWorker(services, settings)
 
     def record_handler(record: SQSRecord) -> dict[str, Any]:
