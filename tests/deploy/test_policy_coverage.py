@@ -400,7 +400,7 @@ def test_every_parliament_allowlist_entry_still_matches_a_finding() -> None:
 def test_parliament_reports_a_resource_wildcard_that_could_be_scoped() -> None:
     broad = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
 
-    assert _findings(json.dumps(broad)), "parliament found nothing in a policy it should flag"
+    assert ("RESOURCE_STAR", ()) in _findings(json.dumps(broad)), "parliament missed a scopable Resource *"
 
 
 def test_policy_files_are_only_those_configured() -> None:
