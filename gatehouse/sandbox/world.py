@@ -121,6 +121,8 @@ class Sandbox:
         from gatehouse.sandbox.cloudcraft_emulator import CloudcraftEmulator
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
+        import chalicelib.observability  # noqa: F401 - its log filters keep the API key out of botocore's DEBUG
+
         self.moto = MotoSandboxServer(MANAGEMENT_ACCOUNT_ID)
         self.aws_endpoint = self.moto.start()
         self._stack.append(self.moto)
