@@ -10,36 +10,18 @@ import argparse
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 from chalicelib.container import get_services
+from gatehouse.sandbox.calls import count_aws_calls
 from gatehouse.sandbox.world import Sandbox, generated_accounts
 
 MEMBER_READS = {"sts:AssumeRole", "iam:GetRole", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies"}
 
 
-@contextmanager
-def count_aws_calls() -> Iterator[Counter[str]]:
-    from botocore.client import BaseClient
-
-    counts: Counter[str] = Counter()
-    original = BaseClient._make_api_call
-
-    def counting(self: Any, operation_name: str, api_params: Any) -> Any:
-        counts[f"{self.meta.service_model.service_name}:{operation_name}"] += 1
-        return original(self, operation_name, api_params)
-
-    BaseClient._make_api_call = counting  # type: ignore[method-assign]
-    try:
-        yield counts
-    finally:
-        BaseClient._make_api_call = original  # type: ignore[method-assign]
-
-
 def cloudcraft_calls(world: Sandbox, since: int) -> Counter[str]:
-    return Counter(f"{r['method']} {r['path'].split('/aws/account/')[-1][:20]}" for r in world.cloudcraft.requests_log()[since:])
+    return Counter(
+        f"{r['method']} {r['path'].split('/aws/account/')[-1][:20]}" for r in world.cloudcraft.requests_log()[since:]
+    )
 
 
 def naive_plan(world: Sandbox) -> float:
@@ -57,7 +39,7 @@ def naive_plan(world: Sandbox) -> float:
             creds = sts.assume_role(
                 RoleArn=f"arn:aws:iam::{account['Id']}:role/OrganizationAccountAccessRole", RoleSessionName="naive"
             )["Credentials"]
-        except Exception:  # noqa: BLE001, S112 - the management account has no access role
+        except Exception:  # noqa: S112 - the management account has no access role
             continue
         iam = boto3.session.Session(
             aws_access_key_id=creds["AccessKeyId"],
@@ -77,22 +59,34 @@ def plan_and_apply(accounts: int) -> None:
         settings = services.settings()
         with count_aws_calls() as aws:
             plan = services.fleet(settings).plan()
-        print(f"plan:  Cloudcraft calls {sum(cloudcraft_calls(world, 0).values())} (target <= 3): {dict(cloudcraft_calls(world, 0))}")
+        print(
+            f"plan:  Cloudcraft calls {sum(cloudcraft_calls(world, 0).values())} (target <= 3): "
+            f"{dict(cloudcraft_calls(world, 0))}"
+        )
         print(f"       AWS calls per in-scope account: {_per_account(aws, accounts)}")
         before = len(world.cloudcraft.requests_log())
         services.fleet(settings).apply(plan, requests_per_minute=settings.cloudcraft_requests_per_minute)
         writes = cloudcraft_calls(world, before)
-        print(f"apply: Cloudcraft writes {sum(writes.values())} for {accounts} accounts needing one (target: exactly 1 each): {dict(writes)}")
+        print(
+            f"apply: Cloudcraft writes {sum(writes.values())} for {accounts} accounts needing one "
+            f"(target: exactly 1 each): {dict(writes)}"
+        )
         with count_aws_calls() as aws:
             again = services.fleet(settings).plan()
-        print(f"plan after apply: changes={again.changes}; AWS calls per account with an existing role: {_per_account(aws, accounts)}")
+        print(
+            f"plan after apply: changes={again.changes}; AWS calls per account with an existing role: "
+            f"{_per_account(aws, accounts)}"
+        )
 
 
 def _per_account(aws: Counter[str], accounts: int) -> str:
     member = sum(v for k, v in aws.items() if k in MEMBER_READS) / accounts
     tags = aws["organizations:ListTagsForResource"] / accounts
     org = sum(v for k, v in aws.items() if k.startswith("organizations:") and k != "organizations:ListTagsForResource")
-    return f"{member:.2f} member-account reads (target <= 4) + {tags:.2f} tag lookup; {org} Organization-wide listing calls"
+    return (
+        f"{member:.2f} member-account reads (target <= 4) + {tags:.2f} tag lookup; "
+        f"{org} Organization-wide listing calls"
+    )
 
 
 def apply_pace(accounts: int, per_minute: int, time_scale: float) -> None:

@@ -8,11 +8,10 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from gatehouse.sandbox.calls import count_aws_calls
 
 REPO = Path(__file__).resolve().parent.parent
 RUNS = 9
@@ -22,29 +21,10 @@ def import_ms(statement: str) -> float:
     """Median wall time of `statement` in a fresh interpreter (what a Lambda cold start pays)."""
     code = f"import time; t = time.perf_counter(); {statement}; print((time.perf_counter() - t) * 1000)"
     samples = [
-        float(subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout)
+        float(subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout)  # noqa: S603 - our own interpreter, our own code
         for _ in range(RUNS)
     ]
     return statistics.median(samples)
-
-
-@contextmanager
-def count_aws_calls() -> Iterator[Counter[str]]:
-    """Counts every botocore API call made in this process, as service:Operation."""
-    from botocore.client import BaseClient
-
-    counts: Counter[str] = Counter()
-    original = BaseClient._make_api_call
-
-    def counting(self: Any, operation_name: str, api_params: Any) -> Any:
-        counts[f"{self.meta.service_model.service_name}:{operation_name}"] += 1
-        return original(self, operation_name, api_params)
-
-    BaseClient._make_api_call = counting  # type: ignore[method-assign]
-    try:
-        yield counts
-    finally:
-        BaseClient._make_api_call = original  # type: ignore[method-assign]
 
 
 def calls_per_account(accounts: int = 6) -> dict[str, Any]:
@@ -55,7 +35,9 @@ def calls_per_account(accounts: int = 6) -> dict[str, Any]:
 
     state = {
         "organization": {
-            "accounts": [{"id": f"{700000000000 + i}", "name": f"bench-{i}", "ou": "Workloads"} for i in range(accounts)]
+            "accounts": [
+                {"id": f"{700000000000 + i}", "name": f"bench-{i}", "ou": "Workloads"} for i in range(accounts)
+            ]
         },
         "sandbox": {"time_scale": 1},
     }
@@ -65,7 +47,8 @@ def calls_per_account(accounts: int = 6) -> dict[str, Any]:
             before = len(sandbox.cloudcraft.requests_log())
             with count_aws_calls() as aws:
                 delivery = sandbox.deliver(samples.create_account_result(account["id"]))
-            assert delivery.result and delivery.result["outcome"] == "onboarded", delivery
+            assert delivery.result, delivery
+            assert delivery.result["outcome"] == "onboarded", delivery
             per_account.append((len(sandbox.cloudcraft.requests_log()) - before, sum(aws.values())))
             if account is sandbox.accounts[0]:
                 cold_aws = dict(aws)

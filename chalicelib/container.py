@@ -43,6 +43,8 @@ class Services:
         self.clock: Clock = clock or SystemClock()
         self._session = session
         self._lock = threading.Lock()
+        # The SQS worker's container sets this: a 429 then raises at once, and the worker defers the message.
+        self.hand_back_rate_limits = False
         self._cloudcraft: tuple[tuple[str, int, str, bool], CloudcraftClient] | None = None
         self._identity: tuple[float, str, CloudcraftIdentity] | None = None
 
@@ -140,17 +142,14 @@ class Services:
         return text.strip()
 
     # --- Cloudcraft --------------------------------------------------------------------------------------
-    def cloudcraft(self, settings: Settings, *, hand_back_rate_limits: bool = False) -> CloudcraftClient:
-        """One client per container (its rate limiter must see every call), rebuilt if its inputs change.
-
-        `hand_back_rate_limits`: a 429 raises at once instead of waiting (the SQS worker defers the message).
-        """
+    def cloudcraft(self, settings: Settings) -> CloudcraftClient:
+        """One client per container (its rate limiter must see every call), rebuilt if its inputs change."""
         key = self.api_key()
         fingerprint = (
             settings.cloudcraft_base_url,
             settings.cloudcraft_requests_per_minute,
             _digest(key),
-            hand_back_rate_limits,
+            self.hand_back_rate_limits,
         )
         with self._lock:
             if self._cloudcraft is None or self._cloudcraft[0] != fingerprint:
@@ -160,7 +159,7 @@ class Services:
                     settings.cloudcraft_base_url,
                     rate_limiter=limiter,
                     clock=self.clock,
-                    max_rate_limit_wait=0.0 if hand_back_rate_limits else MAX_RETRY_AFTER,
+                    max_rate_limit_wait=0.0 if self.hand_back_rate_limits else MAX_RETRY_AFTER,
                 )
                 self._cloudcraft = (fingerprint, client)
             return self._cloudcraft[1]
@@ -203,9 +202,8 @@ class Services:
             clock=self.clock,
         )
 
-    def executor(self, settings: Settings, *, hand_back_rate_limits: bool = False) -> Executor:
-        client = self.cloudcraft(settings, hand_back_rate_limits=hand_back_rate_limits)
-        return Executor(client, self.ledger, settings, self.clock)
+    def executor(self, settings: Settings) -> Executor:
+        return Executor(self.cloudcraft(settings), self.ledger, settings, self.clock)
 
     def offboarding(self, settings: Settings) -> Offboarding:
         return Offboarding(
@@ -217,16 +215,16 @@ class Services:
             executor=self.executor(settings),
         )
 
-    def fleet(self, settings: Settings, *, hand_back_rate_limits: bool = False) -> Fleet:
+    def fleet(self, settings: Settings) -> Fleet:
         """Plans read every account once: one AssumeRole attempt each, no backoff (an error is reported)."""
         return Fleet(
             settings=settings,
             directory=self.directory,
             member_session=self.member_session(settings, attempts=1),
-            cloudcraft=self.cloudcraft(settings, hand_back_rate_limits=hand_back_rate_limits),
+            cloudcraft=self.cloudcraft(settings),
             identity=lambda: self.cloudcraft_identity(settings),
             ledger=self.ledger,
-            executor=self.executor(settings, hand_back_rate_limits=hand_back_rate_limits),
+            executor=self.executor(settings),
         )
 
     @cached_property

@@ -22,6 +22,7 @@ from chalicelib.role import (
     MAX_SESSION_SECONDS,
     OWNER_TAG,
     OWNER_TAG_VALUE,
+    READ_ONLY_ACCESS_ARN,
     ROLE_DESCRIPTION,
     ObservedRole,
     RoleChange,
@@ -53,16 +54,25 @@ MEMBER_IAM_ACTIONS = (
 
 
 def session_policy(managed_role_name: str) -> dict[str, Any]:
-    """The most an assumed session may do: shape the one Cloudcraft role, nothing else."""
+    """The most an assumed session may do: shape the one Cloudcraft role, nothing else, and attach no managed
+    policy to it but ReadOnlyAccess (in custom/minimal mode the read policy is inline)."""
+    role = f"arn:aws:iam::*:role/{managed_role_name}"
     return {
         "Version": "2012-10-17",
         "Statement": [
             {
                 "Sid": "CloudcraftRoleOnly",
                 "Effect": "Allow",
-                "Action": list(MEMBER_IAM_ACTIONS),
-                "Resource": f"arn:aws:iam::*:role/{managed_role_name}",
-            }
+                "Action": [action for action in MEMBER_IAM_ACTIONS if action != "iam:AttachRolePolicy"],
+                "Resource": role,
+            },
+            {
+                "Sid": "AttachReadOnlyAccessOnly",
+                "Effect": "Allow",
+                "Action": "iam:AttachRolePolicy",
+                "Resource": role,
+                "Condition": {"ArnEquals": {"iam:PolicyARN": READ_ONLY_ACCESS_ARN}},
+            },
         ],
     }
 

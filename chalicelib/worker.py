@@ -19,8 +19,9 @@ class FleetWorker:
     def __init__(self, services: Services, settings: Settings) -> None:
         self._services = services
         self._settings = settings
-        self._fleet = services.fleet(settings, hand_back_rate_limits=True)
-        self._executor = services.executor(settings, hand_back_rate_limits=True)
+        services.hand_back_rate_limits = True  # this container defers rate-limited messages, never waits
+        self._fleet = services.fleet(settings)
+        self._executor = services.executor(settings)
 
     def process(self, body: str, receipt_handle: str, message_id: str) -> dict[str, Any]:
         """Raises to mark the message failed; a 429 first pushes its next delivery past Retry-After."""
@@ -60,7 +61,7 @@ class FleetWorker:
         owned = services.ledger.lookup(account_id)
         if owned and owned not in {registration.id for registration in registrations}:
             # Registered since the plan was made (an onboarding event, say): plan on fresh data, never POST twice.
-            client = services.cloudcraft(settings, hand_back_rate_limits=True)
+            client = services.cloudcraft(settings)
             registrations = [r for r in client.list_accounts() if r.aws_account_id == account_id]
         plan = plan_account(
             account,

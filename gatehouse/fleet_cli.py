@@ -120,7 +120,8 @@ def run_apply(args: argparse.Namespace) -> int:
         report = fleet.apply(plan, requests_per_minute=rpm, progress=bar.update)
         bar.close()
         print(
-            f"Applied {len(report.applied)} accounts, deregistered {len(report.deregistered)}, failed {len(report.failed)}."
+            f"Applied {len(report.applied)} accounts, deregistered {len(report.deregistered)}, "
+            f"failed {len(report.failed)}."
         )
         for item, why in sorted(report.failed.items()):
             print(f"  FAILED {item}: {why}")
@@ -140,7 +141,8 @@ def _summary_line(plan: Any, rpm: int) -> str:
     counts = plan.summary()
     parts = [f"{count} {action}" for action, count in sorted(counts.items())]
     writes = plan.cloudcraft_writes()
-    return f"{', '.join(parts) or 'no accounts'}. Cloudcraft writes: {writes} (about {_duration(writes * 60 / rpm)} at {rpm}/min)."
+    eta = _duration(writes * 60 / rpm)
+    return f"{', '.join(parts) or 'no accounts'}. Cloudcraft writes: {writes} (about {eta} at {rpm}/min)."
 
 
 def print_plan(plan: Any, out: TextIO, *, show_all: bool, rpm: int) -> None:

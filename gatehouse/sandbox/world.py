@@ -445,6 +445,18 @@ class Sandbox:
             self.errors.append({"source": source, "message": f"{outcome}: {reason}"})
         return delivery
 
+    def new_container(self) -> None:
+        """Start the next invocation cold, as in a new Lambda container: no cached settings, secret, clients or
+        credentials. (Otherwise every handler shares one warm container, which Lambda never does across
+        functions.)"""
+        from aws_lambda_powertools.utilities import parameters
+
+        from chalicelib.container import Services, set_services
+        from chalicelib.settings import StageConfig
+
+        parameters.clear_caches()  # type: ignore[no-untyped-call]
+        set_services(Services(StageConfig.from_environment(), clock=self.clock))
+
     def invoke(self, handler_name: str, event: dict[str, Any]) -> Any:
         """Call one of the app's handlers directly, as a schedule or an event source mapping would."""
         import app as chalice_app
@@ -455,7 +467,6 @@ class Sandbox:
     def run_schedule(self, handler_name: str = "reconcile") -> Any:
         """Run a scheduled handler (reconcile, proton_sweep) as its EventBridge schedule would."""
         import app as chalice_app
-
         from gatehouse.sandbox.samples import scheduled_event
 
         scheduled = {s.name for s in chalice_app.app.event_sources if hasattr(s, "schedule_expression")}
@@ -465,7 +476,7 @@ class Sandbox:
         self.deliveries.append(delivery)
         try:
             delivery.result = self.invoke(handler_name, scheduled_event())
-        except Exception as exc:  # noqa: BLE001 - reported like any failed invocation
+        except Exception as exc:
             delivery.error = f"{type(exc).__name__}: {exc}"
             self.errors.append({"source": delivery.source, "message": delivery.error})
         return delivery.result

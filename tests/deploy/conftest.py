@@ -34,6 +34,7 @@ ACTION_OVERRIDES = {
     "lambda:Invoke": "lambda:InvokeFunction",
     "s3:ListObjectsV2": "s3:ListBucket",
     "s3:HeadObject": "s3:GetObject",
+    "sqs:SendMessageBatch": "sqs:SendMessage",
 }
 
 

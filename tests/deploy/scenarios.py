@@ -25,7 +25,8 @@ from typing import Any, Protocol
 
 import boto3
 
-from gatehouse.sandbox.world import Delivery, Sandbox
+from gatehouse.sandbox import samples
+from gatehouse.sandbox.world import Delivery, Sandbox, generated_accounts
 from tests.conftest import SHARED_EVENTS
 
 
@@ -50,8 +51,13 @@ class Driver:
         """Calls made inside this block are the function's (for handlers the scenario calls directly)."""
         return self._recorder.acting_as(self.function)
 
-    def deliver(self, world: Sandbox, event: dict[str, Any]) -> dict[str, Any]:
-        """Route `event` through the app's EventBridge patterns, as this function; returns the handler's result."""
+    def deliver(self, world: Sandbox, event: dict[str, Any], *, cold: bool = True) -> dict[str, Any]:
+        """Route `event` through the app's EventBridge patterns, as this function; returns the handler's result.
+
+        `cold`: in a fresh container, as this function's first invocation would be (its cached settings, key and
+        credentials would otherwise come from whatever the sandbox ran before, hiding the calls they need)."""
+        if cold:
+            world.new_container()
         with self.acting():
             delivery = world.deliver(event, source=f"{self.function} scenario")
         return _result(self.function, delivery)
@@ -191,9 +197,156 @@ def drive_on_account_arrival(driver: Driver) -> None:
         assert world.deliveries[-1].attempts == 2
 
 
+# --- on_account_departure --------------------------------------------------------------------------------
+def drive_on_account_departure(driver: Driver) -> None:
+    # Closed, then removed: deregister what Gatehouse owns and delete the role it tagged; then a move out of the
+    # OUs in scope (offboard) and one into them (converges like an arrival: reads, onboards).
+    state = {
+        "organization": {
+            "accounts": [
+                {"id": "222222222222", "name": "leaving", "ou": "Workloads/Prod"},
+                {"id": "333333333333", "name": "mover", "ou": "Workloads/Prod"},
+                {"id": "444444444444", "name": "newcomer", "ou": "Sandbox"},
+            ]
+        },
+        "settings": {"scope_ous": ["Workloads"], "offboarding": "deregister-and-delete-role"},
+    }
+    with driver.sandbox(state) as world:
+        for account in ("222222222222", "333333333333"):
+            world.deliver(samples.create_account_result(account))
+        closed = driver.deliver(world, samples.close_account_result("222222222222"))
+        assert (closed["outcome"], closed["role_deleted"]) == ("offboarded", True), closed
+
+        org = world.client("organizations")
+        prod, sandbox = world.ou_ids["Workloads/Prod"], world.ou_ids["Sandbox"]
+        org.move_account(AccountId="333333333333", SourceParentId=prod, DestinationParentId=sandbox)
+        moved_out = driver.deliver(world, samples.move_account("333333333333", prod, sandbox))
+        assert moved_out["outcome"] == "offboarded", moved_out
+
+        org.move_account(AccountId="444444444444", SourceParentId=sandbox, DestinationParentId=prod)
+        moved_in = driver.deliver(world, samples.move_account("444444444444", sandbox, prod))
+        assert moved_in["outcome"] == "onboarded", moved_in
+
+
+# --- reconcile -------------------------------------------------------------------------------------------
+def drive_reconcile(driver: Driver) -> None:
+    # Custom mode (inline policy documents are read), roles in place for some accounts, an owned orphan.
+    state = {
+        "organization": {"accounts": [*generated_accounts(3), {"id": "555555555555", "name": "has-role", "role": {}}]},
+        "settings": {"permission_mode": "custom"},
+        "cloudcraft": {
+            "accounts": [{"name": "gone", "roleArn": "arn:aws:iam::999000000001:role/cloudcraft", "owned": True}]
+        },
+    }
+    with driver.sandbox(state) as world:
+        world.deliver(samples.create_account_result("100000000000"))  # one role with its inline policy
+        world.new_container()
+        with driver.acting():
+            result = world.run_schedule("reconcile")
+        assert result["outcome"] == "drift", result
+        assert result["queued"] >= 4, result
+
+
+# --- fleet_worker ----------------------------------------------------------------------------------------
+def drive_fleet_worker(driver: Driver) -> None:
+    # Work items for new accounts and a drifted one, an owned orphan to deregister, and a 429 deferred.
+    state = {
+        "organization": {
+            "accounts": [
+                *generated_accounts(3),
+                {"id": "555555555555", "name": "drifted", "role": {"external_id": "old"}},
+            ]
+        },
+        "settings": {"permission_mode": "custom"},
+        "cloudcraft": {
+            "accounts": [{"name": "gone", "roleArn": "arn:aws:iam::999000000001:role/cloudcraft", "owned": True}]
+        },
+    }
+    with driver.sandbox(state) as world:
+        world.run_schedule("reconcile")
+        world.cloudcraft.faults.rate_limit_next(1, retry_after=120)
+        world.new_container()
+        with driver.acting():
+            responses = world.drain_queue()
+        failed = [item for response in responses for item in response["batchItemFailures"]]
+        assert len(failed) == 1, responses  # the rate-limited item, deferred
+        assert {a["name"] for a in world.cloudcraft.accounts()} >= {"account-0001 (100000000001)"}
+        assert "gone" not in {a["name"] for a in world.cloudcraft.accounts()}
+
+
+# --- on_proton_connection and proton_sweep ---------------------------------------------------------------
+PROTON_RULES = {
+    "version": 1,
+    "mode": "enforce",
+    "default_action": "hold",
+    "rules": [
+        {"name": "no-legacy", "action": "reject", "when": {"environment_names": ["legacy-*"]}},
+        {"name": "dev", "action": "accept", "when": {"ous": ["Workloads/Dev"]}},
+    ],
+}
+
+
+def _connection(number: int, env: str) -> dict[str, Any]:
+    return {
+        "id": f"{number:08d}-aaaa-4bbb-8ccc-dddddddddddd",
+        "environmentAccountId": "222222222222",
+        "environmentName": env,
+        "roleArn": "arn:aws:iam::222222222222:role/ProtonEnvironmentRole",
+        "codebuildRoleArn": "arn:aws:iam::222222222222:role/ProtonCodeBuild",
+    }
+
+
+PROTON_STATE = {
+    "sandbox": {"eventbridge_retries": 0},
+    "proton_rules": PROTON_RULES,
+    "proton": {
+        "connections": [
+            _connection(1, "dev-api"),
+            _connection(2, "legacy-batch"),
+            _connection(3, "dev-web"),
+            {**_connection(4, "dev-elsewhere"), "roleArn": "arn:aws:iam::999999999999:role/ProtonEnvironmentRole"},
+        ]
+    },
+}
+
+
+def drive_on_proton_connection(driver: Driver) -> None:
+    with driver.sandbox(PROTON_STATE) as world:
+        accepted = driver.deliver(world, samples.proton_connection_change(_connection(1, "")["id"]))
+        assert accepted["result"] == "accepted", accepted
+        rejected = driver.deliver(world, samples.proton_connection_change(_connection(2, "")["id"]))
+        assert rejected["result"] == "rejected", rejected
+        again = driver.deliver(world, samples.proton_connection_change(_connection(2, "")["id"]), cold=False)
+        assert (again["result"], again["acted"]) == ("not-pending", False), again  # a duplicate changes nothing
+        assert world.proton is not None
+        world.proton.fail_next("AcceptEnvironmentAccountConnection", "InternalServerException", 6)  # + 5 SDK retries
+        world.new_container()
+        with driver.acting():
+            failed = world.deliver(samples.proton_connection_change(_connection(3, "")["id"]))
+        assert failed.error is not None, failed  # raised for a retry; the do-once record is released
+
+
+def drive_proton_sweep(driver: Driver) -> None:
+    with driver.sandbox(PROTON_STATE) as world:
+        world.new_container()
+        assert world.proton is not None
+        world.proton.fail_next("AcceptEnvironmentAccountConnection", "InternalServerException", 6)  # + 5 SDK retries
+        with driver.acting():
+            first = world.run_schedule("proton_sweep")
+            second = world.run_schedule("proton_sweep")  # the held one again: notified once only
+        assert sorted(o["result"] for o in first["outcomes"]) == ["accepted", "held", "rejected"], first
+        assert len(first["errors"]) == 1, first  # Proton failing: raised inside the guard, retried next sweep
+        assert sorted(o["result"] for o in second["outcomes"]) == ["accepted", "held"], second
+
+
 Scenario = Callable[[Driver], None]
 
 # Every function in .chalice/config.json, and how to drive it.
 SCENARIOS: dict[str, Scenario] = {
     "on_account_arrival": drive_on_account_arrival,
+    "on_account_departure": drive_on_account_departure,
+    "reconcile": drive_reconcile,
+    "fleet_worker": drive_fleet_worker,
+    "on_proton_connection": drive_on_proton_connection,
+    "proton_sweep": drive_proton_sweep,
 }

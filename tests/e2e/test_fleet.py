@@ -13,6 +13,7 @@ from chalicelib.container import get_services
 from chalicelib.fleet import Fleet
 from chalicelib.plan import FleetPlan
 from gatehouse.cli import main
+from gatehouse.sandbox.calls import record_aws_calls
 from gatehouse.sandbox.world import Sandbox, generated_accounts
 
 READ_ONLY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
@@ -31,30 +32,12 @@ def fleet() -> Fleet:
     return services.fleet(services.settings())
 
 
-@contextmanager
-def record_aws_operations() -> Iterator[list[str]]:
-    from botocore.client import BaseClient
-
-    seen: list[str] = []
-    original = BaseClient._make_api_call
-
-    def recording(self: Any, operation: str, params: Any) -> Any:
-        seen.append(f"{self.meta.service_model.service_name}:{operation}")
-        return original(self, operation, params)
-
-    BaseClient._make_api_call = recording  # type: ignore[method-assign]
-    try:
-        yield seen
-    finally:
-        BaseClient._make_api_call = original  # type: ignore[method-assign]
-
-
 def actions(plan: FleetPlan) -> dict[str, list[str]]:
     return {p.account.account_id: p.actions() for p in plan.accounts if p.scope.in_scope}
 
 
 def test_plan_reads_only_then_apply_converges() -> None:
-    with sandbox({"organization": {"accounts": generated_accounts(8)}}) as world, record_aws_operations() as ops:
+    with sandbox({"organization": {"accounts": generated_accounts(8)}}) as world, record_aws_calls() as ops:
         plan = fleet().plan()
         assert set(map(tuple, actions(plan).values())) == {("create role", "register")}
         assert {r["method"] for r in world.cloudcraft.requests_log()} == {"GET"}
