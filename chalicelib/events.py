@@ -85,6 +85,11 @@ class AccountDeparture:
     event_time: datetime | None = None
 
 
+def event_id_of(raw: Any) -> str:
+    """The event's ID for messages about it, whatever shape it is in."""
+    return str(raw.get("id") or "without id") if isinstance(raw, dict) else "without id"
+
+
 def parse_timestamp(value: Any) -> datetime | None:
     """Tolerates the formats AWS actually sends; anything else becomes None rather than an error."""
     if isinstance(value, int | float) and not isinstance(value, bool):

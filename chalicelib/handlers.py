@@ -9,10 +9,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib.container import Services, get_services
 from chalicelib.errors import AccessRoleUnavailableError, ConfigurationError, EventParseError, GatehouseError
-from chalicelib.events import parse_arrival, parse_departure
+from chalicelib.events import event_id_of, parse_arrival, parse_departure
 from chalicelib.fleet import reconciliation_notification
 from chalicelib.observability import logger, metrics, tracer
 from chalicelib.offboarding import EVENT_KIND as OFFBOARDING_KIND
+from chalicelib.onboarding import EVENT_KIND as ONBOARDING_KIND
 from chalicelib.onboarding import OnboardingResult, notify_safely, onboarding_notification
 from chalicelib.scope import check_scope
 from chalicelib.worker import FleetWorker
@@ -40,8 +41,7 @@ def handle_account_arrival(event: dict[str, Any], context: Any) -> dict[str, Any
     try:
         arrival = parse_arrival(event)
     except EventParseError as exc:
-        event_id = event.get("id", "without id") if isinstance(event, dict) else "without id"
-        return _report(services, OnboardingResult("", "rejected", f"malformed event {event_id}: {exc}"))
+        return _report(services, _rejected(event, exc, ONBOARDING_KIND))
     trigger = f"{arrival.kind} event {arrival.event_id}"
     if not arrival.succeeded:
         reason = f"{arrival.kind} reported state {arrival.state}"
@@ -103,6 +103,11 @@ def onboard(
     return outcome
 
 
+def _rejected(event: Any, problem: EventParseError, kind: str) -> OnboardingResult:
+    """A malformed event: nothing is done, and the notification says which event and what is wrong."""
+    return OnboardingResult("", "rejected", f"malformed event {event_id_of(event)}: {problem}", event_kind=kind)
+
+
 def _report(services: Services, result: OnboardingResult) -> dict[str, Any]:
     """Log, count and notify one outcome."""
     log = logger.error if result.outcome in ("failed", "creation-failed", "rejected") else logger.info
@@ -121,9 +126,7 @@ def handle_account_departure(event: dict[str, Any], context: Any) -> dict[str, A
     try:
         departure = parse_departure(event)
     except EventParseError as exc:
-        event_id = event.get("id", "without id") if isinstance(event, dict) else "without id"
-        result = OnboardingResult("", "rejected", f"malformed event {event_id}: {exc}", event_kind=OFFBOARDING_KIND)
-        return _report(services, result)
+        return _report(services, _rejected(event, exc, OFFBOARDING_KIND))
     trigger = f"{departure.kind} event {departure.event_id}"
     if departure.state != "SUCCEEDED":
         return {"outcome": "ignored", "reason": f"{departure.kind} did not succeed ({departure.state})"}

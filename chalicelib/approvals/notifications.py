@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.approvals.engine import Decision
+from chalicelib.events import event_id_of
 from chalicelib.notifications import Notification
 
 LABELS = {"proton-connection": "Proton environment account connection"}
@@ -112,7 +113,7 @@ def build_notification(
 
 def malformed_event_notification(event: Any, problem: str, *, kind: str = "proton-connection") -> Notification:
     """A connection event Gatehouse cannot read: nothing is decided, and ops are told why."""
-    event_id = event.get("id", "without id") if isinstance(event, dict) else "without id"
+    event_id = event_id_of(event)
     return Notification(
         subject=f"Gatehouse: {LABELS.get(kind, kind)} event REJECTED (malformed)",
         text=(
