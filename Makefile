@@ -34,8 +34,10 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/onboarding.py
+	$(BIN)/python benchmarks/approvals.py
+	$(BIN)/python benchmarks/fleet.py --accounts 1000
 
-## Deployment (docs/deploy.md). STAGE is a stage of .chalice/config.json.
+## Deployment (README.md, Deploy). STAGE is a stage of .chalice/config.json.
 STAGE ?= dev
 
 ## Package a stage into out/$(STAGE): Chalice's template merged with infra/resources.yaml, the code zip, the forwarder.

@@ -2,7 +2,7 @@
 # Deploy one packaged stage: upload the code, create or update the stack gatehouse-STAGE in the current region,
 # and, when that region is not us-east-1, the Organizations event forwarder stack in us-east-1.
 # Usage: ARTIFACT_BUCKET=<bucket> scripts/deploy.sh STAGE      (`make deploy STAGE=... ARTIFACT_BUCKET=...`)
-# Needs: AWS CLI v2 and credentials in the account Gatehouse runs in (docs/deploy.md, "Prerequisites"),
+# Needs: AWS CLI v2 and credentials in the account Gatehouse runs in (README.md, Deploy, "Prerequisites"),
 # scripts/package.sh STAGE run first, and ARTIFACT_BUCKET: an S3 bucket in the deployment region.
 # Optional: RECONCILE_SCHEDULE, PROTON_SWEEP_SCHEDULE (EventBridge schedule expressions).
 set -euo pipefail
@@ -61,5 +61,5 @@ aws cloudformation describe-stacks --region "$region" --stack-name "$stack" \
 secret="gatehouse/$stage/cloudcraft-api-key"
 if ! aws secretsmanager describe-secret --region "$region" --secret-id "$secret" \
         --query "VersionIdsToStages" --output text 2>/dev/null | grep -q AWSCURRENT; then
-    echo "next: store the Cloudcraft API key (docs/deploy.md): aws secretsmanager put-secret-value --secret-id $secret --secret-string file://<key file>"
+    echo "next: store the Cloudcraft API key (README.md, Deploy): aws secretsmanager put-secret-value --secret-id $secret --secret-string file://<key file>"
 fi
