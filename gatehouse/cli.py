@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("events", nargs="*", type=Path, metavar="EVENT.json")
     replay.add_argument("--state", type=Path, help="STATE.json seeding the Organization, settings and Cloudcraft")
     replay.add_argument("--repeat", type=int, default=1, help="deliver each event N times (duplicates)")
+    replay.add_argument("--accounts", type=int, default=0, help="seed an Organization of N generated accounts")
     replay.add_argument(
         "--schedule",
         action="append",
@@ -87,6 +88,10 @@ def _run_replay(args: argparse.Namespace) -> int:
     state = load_json_file(args.state, "state file") if args.state else {}
     if not isinstance(state, dict):
         raise UsageError(f"state file {args.state} must hold a JSON object")
+    if args.accounts:
+        from gatehouse.sandbox.world import generated_accounts
+
+        state.setdefault("organization", {})["accounts"] = generated_accounts(args.accounts)
     try:
         with Sandbox(state) as sandbox:
             for path in args.events:

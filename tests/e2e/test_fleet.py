@@ -206,3 +206,11 @@ def test_gatehouse_errors_in_plan_exit_1(capsys: pytest.CaptureFixture[str], tmp
     state.write_text(json.dumps({"settings": {"scope_ous": ["ou-nope"]}}))
     assert main(["plan", "--sandbox", "--state", str(state)]) == 1
     assert "scope_ous" in capsys.readouterr().err
+
+
+def test_replay_seeds_an_organization_of_any_size(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sandbox", "replay", "--accounts", "15", "--schedule", "reconcile"]) == 0
+    state = json.loads(capsys.readouterr().out)
+    [delivery] = state["deliveries"]
+    assert delivery["result"]["summary"]["register"] == 15
+    assert delivery["result"]["queued"] == 15
