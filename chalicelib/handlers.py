@@ -98,7 +98,7 @@ def onboard(
         outcome: dict[str, Any] = services.once.run_once(once_key or f"onboard#{account_id}", job)
     except AccessRoleUnavailableError as exc:
         metrics.add_metric(name="AccessRoleRetries", unit=MetricUnit.Count, value=1)
-        logger.warning("access role not assumable yet; handing the retry back to EventBridge", reason=str(exc))
+        logger.warning("access role not assumable yet; handing the retry back to Lambda", reason=str(exc))
         raise
     return outcome
 
@@ -111,7 +111,7 @@ def _rejected(event: Any, problem: EventParseError, kind: str) -> OnboardingResu
 def _report(services: Services, result: OnboardingResult) -> dict[str, Any]:
     """Log, count and notify one outcome."""
     log = logger.error if result.outcome in ("failed", "creation-failed", "rejected") else logger.info
-    log("onboarding outcome", outcome=result.outcome, account_id=result.account_id, reason=result.reason)
+    log(f"{result.event_kind} outcome", outcome=result.outcome, account_id=result.account_id, reason=result.reason)
     metrics.add_metric(name=OUTCOME_METRICS[result.outcome], unit=MetricUnit.Count, value=1)
     notify_safely(services.notifier, onboarding_notification(result))
     return result.to_dict()

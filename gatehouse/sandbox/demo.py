@@ -116,6 +116,13 @@ def run_demo(*, as_json: bool = False) -> int:
                     f"  - {env} from {account}: {decision['decision']} ({rule}) -> now {status[decision['id']]}"
                 )
                 lines.append(f"      {decision['reason']}")
+        lines += ["", "Drift, then the daily reconciliation (queued repairs, applied by the SQS fleet worker)"]
+        lines += _drift_and_reconcile(sandbox)
+        lines += ["", "An account leaves the Organization (settings.offboarding = deregister)"]
+        delivery = sandbox.deliver(samples.close_account_result("333333333333"), source="CloseAccountResult")
+        lines.append(
+            f"  - CloseAccountResult 333333333333: {_describe(delivery.result, delivery.error, delivery.attempts)}"
+        )
         snapshot = sandbox.snapshot()
         if as_json:
             print(json.dumps(snapshot, indent=2, default=str))
@@ -139,6 +146,28 @@ def run_demo(*, as_json: bool = False) -> int:
             lines.append(f"      {json.dumps(note['attributes'], sort_keys=True)}")
         print("\n".join(lines))
     return 0
+
+
+def _drift_and_reconcile(sandbox: Sandbox) -> list[str]:
+    """Someone attaches AdministratorAccess to a role by hand, and the API key changes owner: both repaired."""
+    from moto.iam.models import iam_backends
+
+    iam_backends["222222222222"]["global"].attach_role_policy(
+        "arn:aws:iam::aws:policy/AdministratorAccess", "cloudcraft"
+    )
+    sandbox.cloudcraft.rotate_external_id("external-id-of-the-new-key-owner")
+    sandbox.new_container()  # the next day's invocation: nothing cached from today
+    lines = [
+        "  - by hand: AdministratorAccess attached to 222222222222's role; the API key now belongs to another user"
+    ]
+    result = sandbox.run_schedule("reconcile")
+    lines.append(f"  - reconcile: {result['outcome']}, {result['summary']}, {result['queued']} work items queued")
+    responses = sandbox.drain_queue()
+    failed = sum(len(response["batchItemFailures"]) for response in responses)
+    lines.append(f"  - fleet_worker: {len(responses)} batch(es), {failed} failed item(s)")
+    again = sandbox.run_schedule("reconcile")
+    lines.append(f"  - reconcile again: {again['outcome']}, {again['summary']}")
+    return lines
 
 
 def _describe(result: Any, error: str | None, attempts: int) -> str:
