@@ -128,7 +128,7 @@ def _in_progress_errors() -> tuple[type[BaseException], ...]:
 class ApprovalService:
     """Fetch the full connection, decide, act at most once, explain. Nothing here knows Proton's API."""
 
-    def __init__(  # noqa: PLR0917 - the order agreed with the core team, who wire it positionally
+    def __init__(  # noqa: PLR0917 - one port each; the composition root passes them in this order
         self,
         gateway: ConnectionGateway,
         load_rules: Callable[[], RuleSet | RuleSetProblem],
