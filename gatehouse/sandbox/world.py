@@ -11,6 +11,7 @@ import logging
 import os
 import secrets
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -431,7 +432,7 @@ class Sandbox:
                 delivery.error = None
             except Exception as exc:
                 delivery.error = f"{type(exc).__name__}: {exc}"
-                self.clock.sleep(60)  # EventBridge's retry backoff, in sandbox time
+                self.clock.sleep(60 * attempt)  # Lambda retries a failed async invocation after ~1, then ~2 min
                 continue
             break
         if delivery.error:
@@ -655,12 +656,24 @@ class _RestoreStream:
         self._handler.setStream(self._stream)
 
 
+_redirect_lock = threading.Lock()
+_redirect_depth = 0
+_saved_stdout: Any = None
+
+
 @contextmanager
 def _stdout_to_stderr() -> Iterator[None]:
-    """Handlers log to stdout as in Lambda; in the sandbox stdout carries the JSON result, so move logs aside."""
-    saved = sys.stdout
-    sys.stdout = sys.stderr
+    """Handlers log to stdout as in Lambda; in the sandbox stdout carries the JSON result, so move logs aside.
+    Counted, so concurrent deliveries (threads) restore the real stdout only when the last one ends."""
+    global _redirect_depth, _saved_stdout  # noqa: PLW0603 - sys.stdout itself is process-global
+    with _redirect_lock:
+        if _redirect_depth == 0:
+            _saved_stdout, sys.stdout = sys.stdout, sys.stderr
+        _redirect_depth += 1
     try:
         yield
     finally:
-        sys.stdout = saved
+        with _redirect_lock:
+            _redirect_depth -= 1
+            if _redirect_depth == 0:
+                sys.stdout = _saved_stdout

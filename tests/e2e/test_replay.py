@@ -183,3 +183,25 @@ def test_rate_limited_request_waits_and_succeeds(capsys: pytest.CaptureFixture[s
     assert statuses[0] == 429
     assert 201 in statuses
     assert state["deliveries"][0]["result"]["outcome"] == "onboarded"
+
+
+def test_concurrent_duplicate_deliveries_give_one_role_and_one_registration() -> None:
+    import threading
+
+    from gatehouse.sandbox import samples
+    from gatehouse.sandbox.world import Sandbox
+
+    event = samples.create_account_result("222222222222")
+    # A slower sandbox clock, so Lambda's retry delays (1 and 2 minutes) outlast the first delivery's work.
+    with Sandbox({"sandbox": {"time_scale": 50}}) as world:
+        threads = [threading.Thread(target=world.deliver, args=(event,)) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        # The two that found the first still running raised (as Lambda would), were retried, and got its result.
+        assert [d.result["outcome"] for d in world.deliveries] == ["onboarded"] * 3
+        assert len(world.roles()) == 1
+        assert len(world.cloudcraft.accounts()) == 1
+        assert sum(r["method"] == "POST" for r in world.cloudcraft.requests_log()) == 1
+        assert len(world.notifications()) == 1
