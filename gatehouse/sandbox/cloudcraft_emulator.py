@@ -13,12 +13,13 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from chalicelib.clock import Clock
+from gatehouse.sandbox.loopback import LoopbackServer
 
 ROLE_ARN = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 ACCESS_ENTRY = re.compile(r"^(team|customer)/[\w-]+$")
@@ -306,8 +307,7 @@ class CloudcraftEmulator:
         self._accounts: dict[str, dict[str, Any]] = {}
         self._windows: dict[str, deque[float]] = {}
         self._log: list[dict[str, Any]] = []
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = LoopbackServer(_handler_for(self), "cloudcraft-emulator")
 
     def __repr__(self) -> str:
         return f"CloudcraftEmulator(url={self.url!r})"
@@ -315,36 +315,14 @@ class CloudcraftEmulator:
     # --- lifecycle ---------------------------------------------------------------------------------------
     @property
     def url(self) -> str | None:
-        if self._server is None:
-            return None
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._http.url
 
     def start(self) -> str:
         """Listen on a random loopback port; returns the base URL."""
-        if self._server is not None:
-            raise RuntimeError("the emulator is already running")
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            # A short poll interval: stop() waits for the loop to notice, and tests stop an emulator each.
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.02},
-            name="cloudcraft-emulator",
-            daemon=True,
-        )
-        self._thread.start()
-        assert self.url is not None
-        return self.url
+        return self._http.start()
 
     def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
+        self._http.stop()
 
     def __enter__(self) -> CloudcraftEmulator:
         self.start()

@@ -11,9 +11,11 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
+
+from gatehouse.sandbox.loopback import LoopbackServer
 
 TARGET_PREFIX = "AwsProton20200720."
 CONTENT_TYPE = "application/x-amz-json-1.0"
@@ -65,38 +67,25 @@ class ProtonEmulator:
         self._connections: dict[str, dict[str, Any]] = {}
         self._calls: list[str] = []
         self._faults: dict[str, list[str]] = {}
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self.endpoint_url = ""
-
-    # --- lifecycle ---------------------------------------------------------------------------------------
-    def start(self) -> str:
-        if self._server is not None:
-            return self.endpoint_url
         emulator = self
 
         class Handler(_Handler):
             owner = emulator
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        # A short poll interval: stop() waits up to one interval, and tests start and stop many emulators.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="proton-emulator", daemon=True
-        )
-        self._thread.start()
-        self.endpoint_url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        return self.endpoint_url
+        self._http = LoopbackServer(Handler, "proton-emulator")
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+    @property
+    def endpoint_url(self) -> str:
+        return self._http.url or ""
+
+    def start(self) -> str:
+        if self._http.running:
+            return self.endpoint_url
+        return self._http.start()
 
     def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
+        self._http.stop()
 
     def __enter__(self) -> ProtonEmulator:
         self.start()

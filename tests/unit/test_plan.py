@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from chalicelib.models import MemberAccount
 from chalicelib.plan import CloudcraftIdentity, FleetPlan, MemberView, desired_role, plan_account, plan_orphans
 from chalicelib.role import READ_ONLY_ACCESS_ARN, ObservedRole
 from chalicelib.settings import parse_settings
+from tests.fakes import Reg
 
 IDENTITY = CloudcraftIdentity("999999999999", "ext-1")
 SETTINGS = parse_settings({"scope_ous": ["Workloads"]})
 ACCOUNT = MemberAccount("222222222222", "data", ou_path="Workloads/Dev")
 OUTSIDE = MemberAccount("333333333333", "lab", ou_path="Sandbox")
-
-
-@dataclass(frozen=True)
-class Reg:
-    id: str
-    name: str
-    role_arn: str
-    read_access: tuple[str, ...] | None = None
-    write_access: tuple[str, ...] | None = None
-    created_at: str | None = None
-
-    @property
-    def aws_account_id(self) -> str | None:
-        return self.role_arn.split(":")[4]
 
 
 def role(**changes: object) -> ObservedRole:

@@ -2,24 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from chalicelib.registration import DesiredRegistration, plan_registration
-
-
-@dataclass(frozen=True)
-class Reg:
-    id: str
-    name: str
-    role_arn: str
-    read_access: tuple[str, ...] | None = None
-    write_access: tuple[str, ...] | None = None
-    created_at: str | None = None
-
-    @property
-    def aws_account_id(self) -> str | None:
-        return self.role_arn.split(":")[4] if self.role_arn.count(":") >= 5 else None
-
+from tests.fakes import Reg
 
 WANT = DesiredRegistration(
     "222222222222", "data (222222222222)", "arn:aws:iam::222222222222:role/cloudcraft", None, None
