@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test check lint types unit bench clean package deploy infra-check
+.PHONY: setup demo test lint types unit bench clean package deploy infra-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
