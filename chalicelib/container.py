@@ -33,6 +33,10 @@ SECRET_MAX_AGE = 300
 IDENTITY_MAX_AGE = 900  # iamParameters: long enough to save calls, short enough to see a key rotation
 
 
+# What a Cloudcraft client was built from: base URL, requests per minute, key digest, hand-back-429s.
+ClientKey = tuple[str, int, str, bool]
+
+
 class Services:
     """Everything a handler needs, built on first use. The sandbox and tests build their own instance."""
 
@@ -45,8 +49,8 @@ class Services:
         self._lock = threading.Lock()
         # The SQS worker's container sets this: a 429 then raises at once, and the worker defers the message.
         self.hand_back_rate_limits = False
-        self._cloudcraft: tuple[tuple[str, int, str, bool], CloudcraftClient] | None = None
-        self._identity: tuple[float, str, CloudcraftIdentity] | None = None
+        self._cloudcraft: tuple[ClientKey, CloudcraftClient] | None = None
+        self._identity: tuple[float, tuple[ClientKey, str], CloudcraftIdentity] | None = None
 
     # --- AWS clients -------------------------------------------------------------------------------------
     @cached_property
@@ -169,7 +173,10 @@ class Services:
         client = self.cloudcraft(settings)
         with self._lock:
             cached = self._identity
-        if cached and cached[1] == settings.permission_mode and self.clock.monotonic() - cached[0] < IDENTITY_MAX_AGE:
+        # Keyed on the client too: another API key (another user) has another external ID.
+        assert self._cloudcraft is not None
+        key = (self._cloudcraft[0], settings.permission_mode)
+        if cached and cached[1] == key and self.clock.monotonic() - cached[0] < IDENTITY_MAX_AGE:
             return cached[2]
         parameters = client.iam_parameters()
         policy = None
@@ -177,7 +184,7 @@ class Services:
             policy = client.policy("custom" if settings.permission_mode == "custom" else "minimal")
         identity = CloudcraftIdentity(parameters.account_id, parameters.external_id, policy)
         with self._lock:
-            self._identity = (self.clock.monotonic(), settings.permission_mode, identity)
+            self._identity = (self.clock.monotonic(), key, identity)
         return identity
 
     def member_session(self, settings: Settings, *, attempts: int | None = None) -> Callable[[str], MemberSession]:

@@ -74,14 +74,12 @@ class Fleet:
         self._ledger = ledger
         self._executor = executor
         self._workers = workers
-        self.registrations: list[Any] = []  # as the last plan saw them
 
     # --- plan (reads only) -------------------------------------------------------------------------------
     def plan(self) -> FleetPlan:
         settings = self._settings
         members = self._directory.list_members(with_tags=False)
-        registrations = self._cloudcraft.list_accounts()
-        self.registrations = list(registrations)
+        registrations = list(self._cloudcraft.list_accounts())
         identity = self._identity()
         owned = self._ledger.owned()
 
@@ -94,7 +92,7 @@ class Fleet:
 
         with ThreadPoolExecutor(max_workers=self._workers) as pool:
             read = list(pool.map(one, members))
-        plan = FleetPlan(offboarding=settings.offboarding)
+        plan = FleetPlan(offboarding=settings.offboarding, registrations=registrations)
         plan.accounts = [
             plan_account(member, settings, identity, view, registrations=registrations, owned=owned)
             for member, view in read

@@ -183,7 +183,7 @@ def handle_reconcile(event: dict[str, Any], context: Any) -> dict[str, Any]:
     queued = 0
     repair = settings.reconcile == "repair"
     if repair and plan.changes:
-        messages = work_messages(plan, fleet.registrations, new_run_id())
+        messages = work_messages(plan, new_run_id())
         queued = services.work_queue.send(messages)
     summary = plan.summary()
     for action, count in summary.items():

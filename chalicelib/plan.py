@@ -166,6 +166,7 @@ class FleetPlan:
     accounts: list[AccountPlan] = field(default_factory=list)
     orphans: list[OrphanPlan] = field(default_factory=list)
     offboarding: str = "deregister"
+    registrations: list[Any] = field(default_factory=list)  # Cloudcraft's list, as this plan saw it
 
     @property
     def deregistrations(self) -> list[OrphanPlan]:

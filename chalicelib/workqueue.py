@@ -29,14 +29,14 @@ def registration_to_api(registration: Registration) -> dict[str, Any]:
     }
 
 
-def work_messages(plan: FleetPlan, registrations: Sequence[Registration], run_id: str) -> list[dict[str, Any]]:
+def work_messages(plan: FleetPlan, run_id: str) -> list[dict[str, Any]]:
     """One message per account that needs a change, and one per owned orphan to deregister.
 
     An account message carries that account's registrations as the plan saw them, so the worker needs no
     Cloudcraft list call of its own; it re-reads IAM, which is cheap and may have changed.
     """
     by_account: dict[str, list[dict[str, Any]]] = {}
-    for registration in registrations:
+    for registration in plan.registrations:
         by_account.setdefault(registration.aws_account_id or "", []).append(registration_to_api(registration))
     messages: list[dict[str, Any]] = [
         {

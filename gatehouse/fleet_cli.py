@@ -113,7 +113,7 @@ def run_apply(args: argparse.Namespace) -> int:
                 return CHANGES
         if args.queue:
             queue = services.work_queue if services.config.work_queue_url else _stage_queue(services, args.stage)
-            sent = queue.send(work_messages(plan, fleet.registrations, new_run_id()))
+            sent = queue.send(work_messages(plan, new_run_id()))
             print(f"Queued {sent} work items on {queue.url}; the fleet worker applies them at Cloudcraft's pace.")
             return NO_CHANGES
         bar = ProgressBar(sys.stderr)
