@@ -350,8 +350,8 @@ class Executor:
                 registration.target_id,
                 name=desired.name,
                 role_arn=desired.role_arn,
-                read_access=desired.read_access,
-                write_access=desired.write_access,
+                read_access=registration.kept_read_access if desired.read_access is None else desired.read_access,
+                write_access=registration.kept_write_access if desired.write_access is None else desired.write_access,
             )
             result.registration, result.registration_id = "updated", registration.target_id
         else:

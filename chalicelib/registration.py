@@ -42,6 +42,10 @@ class RegistrationPlan:
     target_id: str | None  # the registration to update or keep
     differences: tuple[str, ...] = ()  # field names that differ, for explanations
     duplicates: tuple[str, ...] = ()  # other registrations of the same AWS account
+    # The kept registration's team access: an update (a PUT replaces the whole object) must carry it over
+    # where Gatehouse does not manage access.
+    kept_read_access: tuple[str, ...] | None = None
+    kept_write_access: tuple[str, ...] | None = None
 
 
 def registrations_of(accounts: Sequence[Registration], aws_account_id: str) -> list[Registration]:
@@ -69,4 +73,11 @@ def plan_registration(existing: Sequence[Registration], desired: DesiredRegistra
     if desired.write_access is not None and set(keep.write_access or ()) != set(desired.write_access):
         differences.append("writeAccess")
     duplicates = tuple(reg.id for reg in mine if reg.id != keep.id)
-    return RegistrationPlan("update" if differences else "none", keep.id, tuple(differences), duplicates)
+    return RegistrationPlan(
+        "update" if differences else "none",
+        keep.id,
+        tuple(differences),
+        duplicates,
+        kept_read_access=keep.read_access,
+        kept_write_access=keep.write_access,
+    )

@@ -205,3 +205,27 @@ def test_concurrent_duplicate_deliveries_give_one_role_and_one_registration() ->
         assert len(world.cloudcraft.accounts()) == 1
         assert sum(r["method"] == "POST" for r in world.cloudcraft.requests_log()) == 1
         assert len(world.notifications()) == 1
+
+
+def test_an_update_keeps_team_access_gatehouse_does_not_manage(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    seeded = {
+        "cloudcraft": {
+            "accounts": [
+                {
+                    "name": "named by hand",
+                    "roleArn": "arn:aws:iam::222222222222:role/cloudcraft",
+                    "readAccess": ["team/readers"],
+                    "writeAccess": ["team/writers"],
+                }
+            ]
+        }
+    }
+    state = replay(
+        capsys, "--state", write(tmp_path, "state.json", seeded), str(SHARED_EVENTS / "create-account-result.json")
+    )
+    [registration] = state["cloudcraft"]["accounts"]
+    assert registration["name"] == "data-platform (222222222222)"  # renamed by the PUT ...
+    assert registration["readAccess"] == ["team/readers"]  # ... which kept what settings do not manage
+    assert registration["writeAccess"] == ["team/writers"]
