@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+OU_ID = re.compile(r"^ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}$")
 
 
 @dataclass(frozen=True)
@@ -22,3 +25,13 @@ class MemberAccount:
     @property
     def is_active(self) -> bool:
         return self.status == "ACTIVE"
+
+    @property
+    def ou_keys(self) -> frozenset[str]:
+        """The OU IDs and every prefix of the OU path: "in this OU or below" is membership in this set,
+        for the onboarding scope and the approval rules alike."""
+        keys = set(self.ou_ids)
+        if self.ou_path:
+            parts = self.ou_path.strip("/").split("/")
+            keys.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+        return frozenset(keys)

@@ -14,15 +14,6 @@ class ScopeDecision:
     reason: str
 
 
-def ou_matches(account: MemberAccount, entry: str) -> bool:
-    """An OU ID anywhere in the chain, or a name path that is a prefix of the account's path, segment-wise."""
-    if entry.startswith("ou-"):
-        return entry in account.ou_ids
-    wanted = [part for part in entry.split("/") if part]
-    have = [part for part in account.ou_path.split("/") if part]
-    return have[: len(wanted)] == wanted
-
-
 def check_scope(account: MemberAccount, settings: Settings) -> ScopeDecision:
     if account.is_management:
         return ScopeDecision(False, "it is the management account, which no access role leads into")
@@ -36,7 +27,7 @@ def check_scope(account: MemberAccount, settings: Settings) -> ScopeDecision:
     if not settings.scope_ous:
         return ScopeDecision(True, "the whole Organization is in scope")
     for entry in settings.scope_ous:
-        if ou_matches(account, entry):
+        if entry in account.ou_keys:
             return ScopeDecision(True, f"the account is under {entry}, which is in settings.scope_ous")
     where = account.ou_path or "the root"
     return ScopeDecision(False, f"the account sits in {where}, outside settings.scope_ous")

@@ -11,9 +11,9 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from chalicelib.errors import ConfigurationError
+from chalicelib.models import OU_ID
 
 ACCOUNT_ID = r"^\d{12}$"
-OU_ID = re.compile(r"^ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}$")
 ROLE_NAME = r"^[\w+=,.@-]{1,64}$"
 NAME_FIELDS = frozenset({"account_id", "account_name", "ou_path"})
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})

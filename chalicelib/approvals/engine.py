@@ -170,19 +170,10 @@ def _role_fact(arn: str | None) -> tuple[str, str] | None:
     return name.lower(), (path + name).lower()
 
 
-def ou_keys(account: MemberAccount) -> frozenset[str]:
-    """The account's OU IDs and every prefix of its OU path: what an `ous` condition is tested against."""
-    keys = set(account.ou_ids)
-    if account.ou_path:
-        parts = account.ou_path.strip("/").split("/")
-        keys.update("/".join(parts[: i + 1]) for i in range(len(parts)))
-    return frozenset(keys)
-
-
 def _facts(request: ConnectionRequest, account: MemberAccount | None) -> tuple[Any, ...]:
     return (
         request.environment_account_id,  # SLOT_ACCOUNT_ID
-        ou_keys(account) if account is not None else None,  # SLOT_OU_KEYS
+        account.ou_keys if account is not None else None,  # SLOT_OU_KEYS
         account.tags if account is not None else None,  # SLOT_TAGS
         request.environment_name,  # SLOT_ENVIRONMENT_NAME
         _role_fact(request.role_arn),  # SLOT_ROLE

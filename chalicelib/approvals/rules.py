@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from chalicelib.models import OU_ID
+
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
 
@@ -29,7 +31,6 @@ MAX_VALUES_PER_CONDITION = 200
 
 ACCOUNT_ID = r"^\d{12}$"
 RULE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
-OU_ID = re.compile(r"^ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}$")
 ROOT_ID = re.compile(r"^r-[0-9a-z]{4,32}$")
 REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
 # What IAM allows in a role name and in a role path, plus the two wildcards.
