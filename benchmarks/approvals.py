@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chalicelib.approvals.engine import ConnectionRequest, Decision, decide
 from chalicelib.approvals.rules import RuleSet, RuleSetProblem, lint, parse_ruleset
-from chalicelib.models import MemberAccount
+from chalicelib.core.models import MemberAccount
 
 MANAGEMENT = "111111111111"
 STAGES = ("Prod", "Staging", "Dev")

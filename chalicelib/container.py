@@ -11,22 +11,22 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.adapters.aws import CLIENT_CONFIG, translate
+from chalicelib.adapters.cloudcraft import MAX_RETRY_AFTER, CloudcraftClient, RateLimiter
+from chalicelib.adapters.idempotency import DynamoOnceGuard
+from chalicelib.adapters.ledger import DynamoLedger
+from chalicelib.adapters.member import MemberAccess, MemberSession
+from chalicelib.adapters.organization import OrganizationDirectory
+from chalicelib.adapters.sns import SnsNotifier
+from chalicelib.adapters.workqueue import WorkQueue
 from chalicelib.approvals.service import ApprovalService
-from chalicelib.aws import CLIENT_CONFIG, translate
-from chalicelib.clock import Clock, SystemClock
-from chalicelib.cloudcraft import MAX_RETRY_AFTER, CloudcraftClient, RateLimiter
-from chalicelib.errors import ConfigurationError
-from chalicelib.fleet import Fleet
-from chalicelib.idempotency import DynamoOnceGuard
-from chalicelib.ledger import DynamoLedger
-from chalicelib.member import MemberAccess, MemberSession
-from chalicelib.offboarding import Offboarding
-from chalicelib.onboarding import Onboarding
-from chalicelib.organization import OrganizationDirectory
-from chalicelib.plan import CloudcraftIdentity, Executor
-from chalicelib.settings import Settings, StageConfig, parse_settings
-from chalicelib.sns import SnsNotifier
-from chalicelib.workqueue import WorkQueue
+from chalicelib.core.clock import Clock, SystemClock
+from chalicelib.core.errors import ConfigurationError
+from chalicelib.core.settings import Settings, StageConfig, parse_settings
+from chalicelib.fleet.service import Fleet
+from chalicelib.onboarding.arrival import Onboarding
+from chalicelib.onboarding.departure import Offboarding
+from chalicelib.planning.plan import CloudcraftIdentity, Executor
 
 SETTINGS_MAX_AGE = 60  # seconds a warm container trusts its copy of the settings
 SECRET_MAX_AGE = 300
@@ -237,9 +237,9 @@ class Services:
     @cached_property
     def approvals(self) -> ApprovalService:
         """Proton connection approvals. Rules are read once per run (a sweep judges every connection alike)."""
-        from chalicelib.approvals.proton import ProtonGateway
+        from chalicelib.adapters.proton import ProtonGateway
         from chalicelib.approvals.rules import load_rules_from_ssm
-        from chalicelib.observability import logger
+        from chalicelib.core.observability import logger
 
         if not self.config.rules_parameter:
             raise ConfigurationError("GATEHOUSE_RULES_PARAMETER is not set: set it in .chalice/config.json")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from chalicelib.errors import EventParseError
+from chalicelib.core.errors import EventParseError
 
 ACCOUNT_ID = re.compile(r"^\d{12}$")
 REDACTED = "****"

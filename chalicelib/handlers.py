@@ -7,17 +7,17 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from chalicelib.adapters.workqueue import new_run_id, work_messages
 from chalicelib.container import Services, get_services
-from chalicelib.errors import AccessRoleUnavailableError, ConfigurationError, EventParseError, GatehouseError
+from chalicelib.core.errors import AccessRoleUnavailableError, ConfigurationError, EventParseError, GatehouseError
+from chalicelib.core.observability import logger, metrics, tracer
 from chalicelib.events import event_id_of, parse_arrival, parse_departure
-from chalicelib.fleet import reconciliation_notification
-from chalicelib.observability import logger, metrics, tracer
-from chalicelib.offboarding import EVENT_KIND as OFFBOARDING_KIND
-from chalicelib.onboarding import EVENT_KIND as ONBOARDING_KIND
-from chalicelib.onboarding import OnboardingResult, notify_safely, onboarding_notification
-from chalicelib.scope import check_scope
-from chalicelib.worker import FleetWorker
-from chalicelib.workqueue import new_run_id, work_messages
+from chalicelib.fleet.service import reconciliation_notification
+from chalicelib.fleet.worker import FleetWorker
+from chalicelib.onboarding.arrival import EVENT_KIND as ONBOARDING_KIND
+from chalicelib.onboarding.arrival import OnboardingResult, notify_safely, onboarding_notification
+from chalicelib.onboarding.departure import EVENT_KIND as OFFBOARDING_KIND
+from chalicelib.planning.scope import check_scope
 
 OUTCOME_METRICS = {
     "onboarded": "AccountsOnboarded",
@@ -221,8 +221,8 @@ def handle_work(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @tracer.capture_lambda_handler
 def handle_proton_connection(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """A Proton environment-account connection changed status: decide it if it is pending."""
+    from chalicelib.adapters.proton import parse_status_change
     from chalicelib.approvals.notifications import malformed_event_notification
-    from chalicelib.approvals.proton import parse_status_change
 
     services = get_services()
     try:

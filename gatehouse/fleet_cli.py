@@ -51,7 +51,7 @@ def _services(args: argparse.Namespace) -> Iterator[Any]:
         import boto3
 
         from chalicelib.container import Services
-        from chalicelib.settings import StageConfig
+        from chalicelib.core.settings import StageConfig
 
         session = boto3.session.Session(region_name=args.region)
         if not session.region_name:
@@ -73,7 +73,7 @@ def _services(args: argparse.Namespace) -> Iterator[Any]:
 
 
 def run_plan(args: argparse.Namespace) -> int:
-    from chalicelib.errors import GatehouseError
+    from chalicelib.core.errors import GatehouseError
 
     with _services(args) as services:
         try:
@@ -89,8 +89,8 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_apply(args: argparse.Namespace) -> int:
-    from chalicelib.errors import GatehouseError
-    from chalicelib.workqueue import new_run_id, work_messages
+    from chalicelib.adapters.workqueue import new_run_id, work_messages
+    from chalicelib.core.errors import GatehouseError
     from gatehouse.cli import UsageError
 
     with _services(args) as services:
@@ -131,7 +131,7 @@ def run_apply(args: argparse.Namespace) -> int:
 
 
 def _stage_queue(services: Any, stage: str) -> Any:
-    from chalicelib.workqueue import WorkQueue
+    from chalicelib.adapters.workqueue import WorkQueue
 
     sqs = services.client("sqs")
     return WorkQueue(sqs, sqs.get_queue_url(QueueName=f"gatehouse-{stage}-work")["QueueUrl"])

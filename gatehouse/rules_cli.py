@@ -23,7 +23,7 @@ from chalicelib.approvals.rules import (
     load_rules_from_ssm,
     parse_ruleset,
 )
-from chalicelib.models import MemberAccount
+from chalicelib.core.models import MemberAccount
 
 RULES_PARAMETER_ENV = "GATEHOUSE_RULES_PARAMETER"
 DEFAULT_RULES_PARAMETER = "/gatehouse/dev/proton-rules"

@@ -28,7 +28,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     from aws_lambda_powertools.utilities import parameters
 
     from chalicelib.container import set_services
-    from chalicelib.observability import metrics
+    from chalicelib.core.observability import metrics
 
     parameters.clear_caches()
     metrics.clear_metrics()

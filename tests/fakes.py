@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Reg:
-    """A Cloudcraft registration, as chalicelib.registration reads one."""
+    """A Cloudcraft registration, as chalicelib.planning.registration reads one."""
 
     id: str
     name: str

@@ -20,7 +20,7 @@ from chalicelib.approvals.rules import (
     RuleSet,
     RuleSetProblem,
 )
-from chalicelib.models import MemberAccount
+from chalicelib.core.models import MemberAccount
 
 DecisionMode = Literal["enforce", "shadow", "no-rules"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.errors import AwsError, GatehouseError
+from chalicelib.core.errors import AwsError, GatehouseError
 
 
 class ApprovalError(GatehouseError):

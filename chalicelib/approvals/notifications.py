@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.approvals.engine import Decision
+from chalicelib.core.notifications import Notification
 from chalicelib.events import event_id_of
-from chalicelib.notifications import Notification
 
 LABELS = {"proton-connection": "Proton environment account connection"}
 

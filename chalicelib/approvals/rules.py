@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from chalicelib.models import OU_ID
+from chalicelib.core.models import OU_ID
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from chalicelib.adapters.idempotency import AlreadyInProgressError, InMemoryOnceGuard, OnceGuard
 from chalicelib.approvals.engine import ConnectionRequest, Decision, decide
 from chalicelib.approvals.errors import (
     ConnectionConflict,
@@ -17,12 +18,11 @@ from chalicelib.approvals.errors import (
 )
 from chalicelib.approvals.notifications import build_notification
 from chalicelib.approvals.rules import RuleSet, RuleSetProblem
-from chalicelib.errors import GatehouseError
-from chalicelib.idempotency import AlreadyInProgressError, InMemoryOnceGuard, OnceGuard
-from chalicelib.models import MemberAccount
-from chalicelib.notifications import Notifier
+from chalicelib.core.errors import GatehouseError
+from chalicelib.core.models import MemberAccount
+from chalicelib.core.notifications import Notifier
 
-# The guard contract is the project's (chalicelib.idempotency): re-exported so callers of this feature find it here.
+# The guard contract is the project's (chalicelib.adapters.idempotency), re-exported for this feature.
 __all__ = [
     "ApprovalService",
     "Connection",
@@ -63,7 +63,7 @@ class Connection:
 
 
 class ConnectionGateway(Protocol):
-    """The service that holds connection requests (Proton is one); see chalicelib.approvals.proton."""
+    """The service that holds connection requests (Proton is one); see chalicelib.adapters.proton."""
 
     kind: str
 

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from chalicelib.clock import Clock
+from chalicelib.core.clock import Clock
 from gatehouse.sandbox.loopback import LoopbackServer
 
 ROLE_ARN = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")

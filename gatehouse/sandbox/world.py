@@ -22,7 +22,7 @@ from typing import Any
 import boto3
 import requests
 
-from chalicelib.clock import ScaledClock
+from chalicelib.core.clock import ScaledClock
 
 MANAGEMENT_ACCOUNT_ID = "123456789012"  # moto's default account plays the management account
 REGION = "us-east-1"
@@ -122,7 +122,7 @@ class Sandbox:
         from gatehouse.sandbox.cloudcraft_emulator import CloudcraftEmulator
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
-        import chalicelib.observability  # noqa: F401 - its log filters keep the API key out of botocore's DEBUG
+        import chalicelib.core.observability  # noqa: F401 - its log filters keep the API key out of botocore's DEBUG
 
         self.moto = MotoSandboxServer(MANAGEMENT_ACCOUNT_ID)
         self.aws_endpoint = self.moto.start()
@@ -167,14 +167,14 @@ class Sandbox:
         self._seed()
 
         from chalicelib.container import Services, set_services
-        from chalicelib.settings import StageConfig
+        from chalicelib.core.settings import StageConfig
 
         set_services(Services(StageConfig.from_environment(), clock=self.clock))
         self._route_logs()
 
     def _route_logs(self) -> None:
         """Handlers log JSON to stdout as in Lambda; here stdout carries results, so logs go to stderr."""
-        from chalicelib.observability import logger
+        from chalicelib.core.observability import logger
 
         handler = logger.registered_handler
         if isinstance(handler, logging.StreamHandler):
@@ -453,7 +453,7 @@ class Sandbox:
         from aws_lambda_powertools.utilities import parameters
 
         from chalicelib.container import Services, set_services
-        from chalicelib.settings import StageConfig
+        from chalicelib.core.settings import StageConfig
 
         parameters.clear_caches()  # type: ignore[no-untyped-call]
         set_services(Services(StageConfig.from_environment(), clock=self.clock))

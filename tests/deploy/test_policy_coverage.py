@@ -4,7 +4,7 @@ Every function in .chalice/config.json is driven through the offline sandbox by 
 (tests/deploy/scenarios.py) with every boto3 call recorded (conftest.CallRecorder). Then, per function:
 - each call's IAM action (signing name + operation) is allowed by the function's policy file (wildcards
   honoured, Resource not compared); calls made with assumed member-account credentials are checked
-  against chalicelib.member.MEMBER_IAM_ACTIONS, the session policy, instead;
+  against chalicelib.adapters.member.MEMBER_IAM_ACTIONS, the session policy, instead;
 - each action the policy grants is used by some call, except those Lambda itself uses with the role
   (RUNTIME_GRANTS, each with its reason).
 """
@@ -23,7 +23,7 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from chalicelib.member import MEMBER_IAM_ACTIONS, session_policy
+from chalicelib.adapters.member import MEMBER_IAM_ACTIONS, session_policy
 from tests.deploy.scenarios import SCENARIOS
 from tests.deploy.support import (
     CHALICE_DIR,
@@ -174,8 +174,8 @@ def test_member_account_calls_stay_within_the_session_policy(function: str, scen
     outside = {call.action for call in member_calls(calls) if call.action not in MEMBER_IAM_ACTIONS}
 
     assert not outside, (
-        f"{function} calls {sorted(outside)} in member accounts, outside chalicelib.member.MEMBER_IAM_ACTIONS: "
-        "the session policy would deny it there"
+        f"{function} calls {sorted(outside)} in member accounts, "
+        "outside chalicelib.adapters.member.MEMBER_IAM_ACTIONS: the session policy would deny it there"
     )
 
 
@@ -250,7 +250,7 @@ def test_every_member_account_action_is_used_by_some_function(scenario_calls: Ca
 
     assert not unused, (
         f"MEMBER_IAM_ACTIONS grants {sorted(unused)} in member accounts but no scenario uses it: remove it from "
-        "chalicelib/member.py, or drive the code that needs it"
+        "chalicelib/adapters/member.py, or drive the code that needs it"
     )
     assert not now_used, f"{sorted(now_used)} is used now: remove it from MEMBER_ACTIONS_NOT_YET_DRIVEN"
 
@@ -337,7 +337,7 @@ def test_recorder_attributes_calls_to_the_function_and_to_member_accounts(call_r
 def _policies() -> dict[str, str]:
     """Every policy Gatehouse ships: the functions' files, and the session policy for member accounts."""
     documents = {str(policy_file(f).relative_to(REPO)): policy_file(f).read_text() for f in FUNCTIONS}
-    documents["chalicelib/member.py:session_policy"] = json.dumps(session_policy("cloudcraft"))
+    documents["chalicelib/adapters/member.py:session_policy"] = json.dumps(session_policy("cloudcraft"))
     return documents
 
 

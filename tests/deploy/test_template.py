@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.settings import parse_settings
+from chalicelib.core.settings import parse_settings
 from tests.deploy.support import (
     FORWARDER_TEMPLATE,
     MERGE_TEMPLATE,
@@ -179,7 +179,7 @@ def test_parameters_start_with_safe_defaults_the_app_accepts() -> None:
 def test_default_rules_make_the_engine_hold_every_request() -> None:
     from chalicelib.approvals.engine import ConnectionRequest, decide
     from chalicelib.approvals.rules import parse_ruleset
-    from chalicelib.models import MemberAccount
+    from chalicelib.core.models import MemberAccount
 
     rules = parse_ruleset(merge_template()["Resources"]["RulesParameter"]["Properties"]["Value"])
     request = ConnectionRequest(

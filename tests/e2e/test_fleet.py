@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from chalicelib.container import get_services
-from chalicelib.fleet import Fleet
-from chalicelib.plan import FleetPlan
+from chalicelib.fleet.service import Fleet
+from chalicelib.planning.plan import FleetPlan
 from gatehouse.cli import main
 from gatehouse.sandbox.calls import record_aws_calls
 from gatehouse.sandbox.world import Sandbox, generated_accounts

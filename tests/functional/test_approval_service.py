@@ -14,12 +14,12 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from chalicelib.adapters.proton import ProtonGateway
 from chalicelib.approvals.errors import DirectoryUnavailable, GatewayUnavailable
-from chalicelib.approvals.proton import ProtonGateway
 from chalicelib.approvals.rules import MAX_DOCUMENT_BYTES, RuleSet, RuleSetProblem, parse_ruleset
 from chalicelib.approvals.service import ApprovalService, Connection, InMemoryOnceGuard, Outcome
-from chalicelib.models import MemberAccount
-from chalicelib.notifications import MemoryNotifier, Notification
+from chalicelib.core.models import MemberAccount
+from chalicelib.core.notifications import MemoryNotifier, Notification
 from gatehouse.sandbox.proton_emulator import ProtonEmulator
 
 THIS = "111111111111"

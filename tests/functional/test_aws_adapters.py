@@ -11,13 +11,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.clock import FakeClock
+from chalicelib.adapters.idempotency import DynamoOnceGuard
+from chalicelib.adapters.sns import SnsNotifier
 from chalicelib.container import Services
-from chalicelib.errors import ConfigurationError
-from chalicelib.idempotency import DynamoOnceGuard
-from chalicelib.notifications import Notification
-from chalicelib.settings import StageConfig
-from chalicelib.sns import SnsNotifier
+from chalicelib.core.clock import FakeClock
+from chalicelib.core.errors import ConfigurationError
+from chalicelib.core.notifications import Notification
+from chalicelib.core.settings import StageConfig
 
 CONFIG = StageConfig(
     settings_parameter="/gatehouse/test/settings",

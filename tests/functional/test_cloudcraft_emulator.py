@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from chalicelib.clock import FakeClock
+from chalicelib.core.clock import FakeClock
 from gatehouse.sandbox.cloudcraft_emulator import CloudcraftEmulator
 
 KEY = "cc-emu-" + "Rt5Yu8" * 5

@@ -7,8 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from chalicelib.clock import FakeClock, ScaledClock
-from chalicelib.cloudcraft import (
+from chalicelib.adapters.cloudcraft import (
     CloudcraftAuthError,
     CloudcraftBadRequest,
     CloudcraftClient,
@@ -19,6 +18,7 @@ from chalicelib.cloudcraft import (
     RateLimiter,
     Team,
 )
+from chalicelib.core.clock import FakeClock, ScaledClock
 from gatehouse.sandbox.cloudcraft_emulator import DEFAULT_TEAMS, CloudcraftEmulator
 
 KEY = "cc-live-" + "Hx7Pq2Lm9V" * 4

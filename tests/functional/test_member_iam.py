@@ -11,11 +11,11 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from chalicelib.clock import FakeClock
-from chalicelib.errors import AccessRoleUnavailableError
-from chalicelib.member import MemberAccess, session_policy
-from chalicelib.organization import OrganizationDirectory
-from chalicelib.role import INLINE_POLICY_NAME, READ_ONLY_ACCESS_ARN, RoleSpec, plan_role_changes
+from chalicelib.adapters.member import MemberAccess, session_policy
+from chalicelib.adapters.organization import OrganizationDirectory
+from chalicelib.core.clock import FakeClock
+from chalicelib.core.errors import AccessRoleUnavailableError
+from chalicelib.planning.role import INLINE_POLICY_NAME, READ_ONLY_ACCESS_ARN, RoleSpec, plan_role_changes
 
 SPEC = RoleSpec("cloudcraft", "999999999999", "ext-1")
 ROLES = ("OrganizationAccountAccessRole", "AWSControlTowerExecution")

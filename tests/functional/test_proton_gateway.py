@@ -13,6 +13,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from chalicelib.adapters.proton import EVENT_PATTERN, ProtonGateway, parse_status_change
 from chalicelib.approvals.errors import (
     ConnectionConflict,
     ConnectionNotFound,
@@ -20,8 +21,7 @@ from chalicelib.approvals.errors import (
     GatewayAccessDenied,
     GatewayUnavailable,
 )
-from chalicelib.approvals.proton import EVENT_PATTERN, ProtonGateway, parse_status_change
-from chalicelib.errors import EventParseError
+from chalicelib.core.errors import EventParseError
 from gatehouse.sandbox.proton_emulator import ProtonEmulator
 
 ENV = "444444444444"

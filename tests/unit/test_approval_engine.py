@@ -22,7 +22,7 @@ from chalicelib.approvals.engine import (
     parse_role_arn,
 )
 from chalicelib.approvals.rules import RuleSet, RuleSetProblem, parse_ruleset
-from chalicelib.models import MemberAccount
+from chalicelib.core.models import MemberAccount
 
 THIS = "111111111111"
 ENV = "444444444444"

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from chalicelib.clock import FakeClock
-from chalicelib.cloudcraft import (
+from chalicelib.adapters.cloudcraft import (
     DEFAULT_RETRY_AFTER,
     CloudcraftAccount,
     CloudcraftAuthError,
@@ -29,7 +28,8 @@ from chalicelib.cloudcraft import (
     error_detail,
     parse_retry_after,
 )
-from chalicelib.errors import ConfigurationError, GatehouseError
+from chalicelib.core.clock import FakeClock
+from chalicelib.core.errors import ConfigurationError, GatehouseError
 
 KEY = "cc-unit-" + "Zq8Wt3" * 6
 ROLE_ARN = "arn:aws:iam::123456789012:role/cloudcraft"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from chalicelib.errors import EventParseError
+from chalicelib.core.errors import EventParseError
 from chalicelib.events import parse_arrival, parse_departure, parse_timestamp
 from gatehouse.sandbox import samples
 from tests.conftest import load_event

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from chalicelib.models import MemberAccount
-from chalicelib.plan import CloudcraftIdentity, FleetPlan, MemberView, desired_role, plan_account, plan_orphans
-from chalicelib.role import READ_ONLY_ACCESS_ARN, ObservedRole
-from chalicelib.settings import parse_settings
+from chalicelib.core.models import MemberAccount
+from chalicelib.core.settings import parse_settings
+from chalicelib.planning.plan import CloudcraftIdentity, FleetPlan, MemberView, desired_role, plan_account, plan_orphans
+from chalicelib.planning.role import READ_ONLY_ACCESS_ARN, ObservedRole
 from tests.fakes import Reg
 
 IDENTITY = CloudcraftIdentity("999999999999", "ext-1")

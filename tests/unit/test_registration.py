@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.registration import DesiredRegistration, plan_registration
+from chalicelib.planning.registration import DesiredRegistration, plan_registration
 from tests.fakes import Reg
 
 WANT = DesiredRegistration(

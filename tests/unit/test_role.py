@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from chalicelib.role import (
+from chalicelib.planning.role import (
     INLINE_POLICY_NAME,
     READ_ONLY_ACCESS_ARN,
     ObservedRole,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.models import MemberAccount
-from chalicelib.scope import check_scope
-from chalicelib.settings import parse_settings
+from chalicelib.core.models import MemberAccount
+from chalicelib.core.settings import parse_settings
+from chalicelib.planning.scope import check_scope
 
 PROD = MemberAccount(
     "222222222222", "payments-prod", ou_ids=("ou-ab12-11111111", "ou-ab12-22222222"), ou_path="Workloads/Prod"

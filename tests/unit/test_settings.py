@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.errors import ConfigurationError
-from chalicelib.settings import StageConfig, parse_settings
+from chalicelib.core.errors import ConfigurationError
+from chalicelib.core.settings import StageConfig, parse_settings
 
 
 def test_empty_document_is_the_safe_default() -> None:

@@ -9,10 +9,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws import translate
-from chalicelib.errors import AwsError
-from chalicelib.plan import FleetPlan
-from chalicelib.registration import Registration
+from chalicelib.adapters.aws import translate
+from chalicelib.core.errors import AwsError
+from chalicelib.planning.plan import FleetPlan
+from chalicelib.planning.registration import Registration
 
 BATCH = 10  # SendMessageBatch's limit
 

@@ -18,7 +18,7 @@ from chalicelib.approvals.errors import (
     GatewayUnavailable,
 )
 from chalicelib.approvals.service import Connection
-from chalicelib.errors import EventParseError
+from chalicelib.core.errors import EventParseError
 from chalicelib.events import PROTON_CONNECTION_PATTERN, PROTON_DETAIL_TYPE
 
 if TYPE_CHECKING:

@@ -9,14 +9,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from chalicelib.clock import Clock
-from chalicelib.errors import AccessRoleUnavailableError, GatehouseError
-from chalicelib.ledger import Ledger
-from chalicelib.models import MemberAccount
-from chalicelib.notifications import Notification, Notifier
-from chalicelib.plan import Cloudcraft, CloudcraftIdentity, Executor, MemberView, plan_account
-from chalicelib.scope import check_scope
-from chalicelib.settings import Settings
+from chalicelib.adapters.ledger import Ledger
+from chalicelib.core.clock import Clock
+from chalicelib.core.errors import AccessRoleUnavailableError, GatehouseError
+from chalicelib.core.models import MemberAccount
+from chalicelib.core.notifications import Notification, Notifier
+from chalicelib.core.settings import Settings
+from chalicelib.planning.plan import Cloudcraft, CloudcraftIdentity, Executor, MemberView, plan_account
+from chalicelib.planning.scope import check_scope
 
 log = logging.getLogger("gatehouse.onboarding")
 EVENT_KIND = "account-onboarding"

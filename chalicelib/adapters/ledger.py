@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws import translate
+from chalicelib.adapters.aws import translate
 
 PREFIX = "registration#"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.errors import AwsError
+from chalicelib.core.errors import AwsError
 
 # Standard retry mode handles AWS throttling with backoff; adapters only handle what it cannot.
 CLIENT_CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=20)

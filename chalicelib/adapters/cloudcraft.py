@@ -19,8 +19,8 @@ from urllib.parse import quote
 
 import requests
 
-from chalicelib.clock import Clock, SystemClock
-from chalicelib.errors import ConfigurationError, GatehouseError
+from chalicelib.core.clock import Clock, SystemClock
+from chalicelib.core.errors import ConfigurationError, GatehouseError
 
 log = logging.getLogger("gatehouse.cloudcraft")
 

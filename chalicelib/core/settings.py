@@ -10,8 +10,8 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from chalicelib.errors import ConfigurationError
-from chalicelib.models import OU_ID
+from chalicelib.core.errors import ConfigurationError
+from chalicelib.core.models import OU_ID
 
 ACCOUNT_ID = r"^\d{12}$"
 ROLE_NAME = r"^[\w+=,.@-]{1,64}$"

@@ -7,10 +7,10 @@ import logging
 from typing import Any
 
 from chalicelib.container import Services
-from chalicelib.errors import AccessRoleUnavailableError
-from chalicelib.plan import OrphanPlan, plan_account
-from chalicelib.scope import check_scope
-from chalicelib.settings import Settings
+from chalicelib.core.errors import AccessRoleUnavailableError
+from chalicelib.core.settings import Settings
+from chalicelib.planning.plan import OrphanPlan, plan_account
+from chalicelib.planning.scope import check_scope
 
 log = logging.getLogger("gatehouse.worker")
 
@@ -25,7 +25,7 @@ class FleetWorker:
 
     def process(self, body: str, receipt_handle: str, message_id: str) -> dict[str, Any]:
         """Raises to mark the message failed; a 429 first pushes its next delivery past Retry-After."""
-        from chalicelib.cloudcraft import CloudcraftRateLimited
+        from chalicelib.adapters.cloudcraft import CloudcraftRateLimited
 
         try:
             message = json.loads(body)
@@ -48,7 +48,7 @@ class FleetWorker:
         raise ValueError(f"message {message_id} has an unknown kind {kind!r}")
 
     def _account(self, account_id: str, message: dict[str, Any]) -> dict[str, Any]:
-        from chalicelib.cloudcraft import CloudcraftAccount
+        from chalicelib.adapters.cloudcraft import CloudcraftAccount
 
         services, settings = self._services, self._settings
         account = services.directory.describe(account_id)

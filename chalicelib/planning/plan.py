@@ -14,14 +14,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from chalicelib.clock import Clock
-from chalicelib.errors import ConfigurationError
-from chalicelib.ledger import Ledger
-from chalicelib.models import MemberAccount
-from chalicelib.registration import DesiredRegistration, Registration, RegistrationPlan, plan_registration
-from chalicelib.role import ObservedRole, RoleChange, RoleSpec, TrustFacts, plan_role_changes, read_trust
-from chalicelib.scope import ScopeDecision, check_scope
-from chalicelib.settings import Settings
+from chalicelib.adapters.ledger import Ledger
+from chalicelib.core.clock import Clock
+from chalicelib.core.errors import ConfigurationError
+from chalicelib.core.models import MemberAccount
+from chalicelib.core.settings import Settings
+from chalicelib.planning.registration import DesiredRegistration, Registration, RegistrationPlan, plan_registration
+from chalicelib.planning.role import ObservedRole, RoleChange, RoleSpec, TrustFacts, plan_role_changes, read_trust
+from chalicelib.planning.scope import ScopeDecision, check_scope
 
 log = logging.getLogger("gatehouse.plan")
 
@@ -36,7 +36,7 @@ class CloudcraftIdentity:
 
 
 class Cloudcraft(Protocol):
-    """The part of the Cloudcraft client planning and execution use (see chalicelib.cloudcraft)."""
+    """The part of the Cloudcraft client planning and execution use (see chalicelib.adapters.cloudcraft)."""
 
     def list_accounts(self) -> Sequence[Any]: ...
     def create_account(
@@ -365,7 +365,7 @@ class Executor:
 
     def deregister(self, orphan: OrphanPlan) -> None:
         """Delete a registration Gatehouse owns; the caller has checked ownership."""
-        from chalicelib.cloudcraft import CloudcraftNotFound
+        from chalicelib.adapters.cloudcraft import CloudcraftNotFound
 
         with contextlib.suppress(CloudcraftNotFound):  # already gone: the goal is reached
             self._cloudcraft.delete_account(orphan.registration_id)
@@ -374,7 +374,7 @@ class Executor:
 
     def _register(self, desired: DesiredRegistration, *, fresh_role: bool) -> Any:
         """POST the registration; Cloudcraft answers 400 while a just-written role has not propagated."""
-        from chalicelib.cloudcraft import CloudcraftBadRequest
+        from chalicelib.adapters.cloudcraft import CloudcraftBadRequest
 
         attempts = self._settings.register_attempts if fresh_role else 1
         for attempt in range(1, attempts + 1):

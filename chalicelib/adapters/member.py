@@ -14,10 +14,10 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws import CLIENT_CONFIG, error_code, translate
-from chalicelib.clock import Clock
-from chalicelib.errors import AccessRoleUnavailableError
-from chalicelib.role import (
+from chalicelib.adapters.aws import CLIENT_CONFIG, error_code, translate
+from chalicelib.core.clock import Clock
+from chalicelib.core.errors import AccessRoleUnavailableError
+from chalicelib.planning.role import (
     INLINE_POLICY_NAME,
     MAX_SESSION_SECONDS,
     OWNER_TAG,

@@ -6,12 +6,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib.errors import GatehouseError
+from chalicelib.adapters.ledger import Ledger
+from chalicelib.core.errors import GatehouseError
+from chalicelib.core.settings import Settings
 from chalicelib.events import AccountDeparture
-from chalicelib.ledger import Ledger
-from chalicelib.onboarding import Directory, OnboardingResult
-from chalicelib.plan import Cloudcraft, Executor, OrphanPlan
-from chalicelib.settings import Settings
+from chalicelib.onboarding.arrival import Directory, OnboardingResult
+from chalicelib.planning.plan import Cloudcraft, Executor, OrphanPlan
 
 log = logging.getLogger("gatehouse.offboarding")
 EVENT_KIND = "account-offboarding"

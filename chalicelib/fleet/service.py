@@ -8,12 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from chalicelib.errors import GatehouseError
-from chalicelib.ledger import Ledger
-from chalicelib.member import MemberSession
-from chalicelib.models import MemberAccount
-from chalicelib.notifications import Notification
-from chalicelib.plan import (
+from chalicelib.adapters.ledger import Ledger
+from chalicelib.adapters.member import MemberSession
+from chalicelib.core.errors import GatehouseError
+from chalicelib.core.models import MemberAccount
+from chalicelib.core.notifications import Notification
+from chalicelib.core.settings import Settings
+from chalicelib.planning.plan import (
     AccountPlan,
     Cloudcraft,
     CloudcraftIdentity,
@@ -23,8 +24,7 @@ from chalicelib.plan import (
     plan_account,
     plan_orphans,
 )
-from chalicelib.scope import check_scope
-from chalicelib.settings import Settings
+from chalicelib.planning.scope import check_scope
 
 log = logging.getLogger("gatehouse.fleet")
 DEFAULT_WORKERS = 16  # member-account reads run in parallel; Cloudcraft writes never do

@@ -8,8 +8,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws import error_code, translate
-from chalicelib.models import MemberAccount
+from chalicelib.adapters.aws import error_code, translate
+from chalicelib.core.models import MemberAccount
 
 
 class OrganizationDirectory:

@@ -6,8 +6,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws import translate
-from chalicelib.notifications import Notification
+from chalicelib.adapters.aws import translate
+from chalicelib.core.notifications import Notification
 
 
 class SnsNotifier:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.models import MemberAccount
-from chalicelib.settings import Settings
+from chalicelib.core.models import MemberAccount
+from chalicelib.core.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Models, errors, settings, clock, notifications and observability: what every other package builds on."""

@@ -1,0 +1,1 @@
+"""One account at a time: arrival (onboarding) and departure (offboarding)."""
