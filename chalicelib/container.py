@@ -238,7 +238,7 @@ class Services:
     def approvals(self) -> ApprovalService:
         """Proton connection approvals. Rules are read once per run (a sweep judges every connection alike)."""
         from chalicelib.adapters.proton import ProtonGateway
-        from chalicelib.approvals.rules import load_rules_from_ssm
+        from chalicelib.approvals.rules.compile import load_rules_from_ssm
         from chalicelib.core.observability import logger
 
         if not self.config.rules_parameter:

@@ -17,7 +17,8 @@ from chalicelib.approvals.errors import (
     DirectoryUnavailable,
 )
 from chalicelib.approvals.notifications import build_notification
-from chalicelib.approvals.rules import RuleSet, RuleSetProblem
+from chalicelib.approvals.rules.compile import RuleSet
+from chalicelib.approvals.rules.schema import RuleSetProblem
 from chalicelib.core.errors import GatehouseError
 from chalicelib.core.models import MemberAccount
 from chalicelib.core.notifications import Notifier
