@@ -12,7 +12,8 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.adapters.aws import CLIENT_CONFIG, translate
-from chalicelib.adapters.cloudcraft import MAX_RETRY_AFTER, CloudcraftClient, RateLimiter
+from chalicelib.adapters.cloudcraft.client import MAX_RETRY_AFTER, CloudcraftClient
+from chalicelib.adapters.cloudcraft.limiter import RateLimiter
 from chalicelib.adapters.idempotency import DynamoOnceGuard
 from chalicelib.adapters.ledger import DynamoLedger
 from chalicelib.adapters.member import MemberAccess, MemberSession

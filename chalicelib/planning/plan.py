@@ -36,7 +36,7 @@ class CloudcraftIdentity:
 
 
 class Cloudcraft(Protocol):
-    """The part of the Cloudcraft client planning and execution use (see chalicelib.adapters.cloudcraft)."""
+    """The part of the Cloudcraft client planning and execution use (see chalicelib.adapters.cloudcraft.client)."""
 
     def list_accounts(self) -> Sequence[Any]: ...
     def create_account(
@@ -365,7 +365,7 @@ class Executor:
 
     def deregister(self, orphan: OrphanPlan) -> None:
         """Delete a registration Gatehouse owns; the caller has checked ownership."""
-        from chalicelib.adapters.cloudcraft import CloudcraftNotFound
+        from chalicelib.adapters.cloudcraft.errors import CloudcraftNotFound
 
         with contextlib.suppress(CloudcraftNotFound):  # already gone: the goal is reached
             self._cloudcraft.delete_account(orphan.registration_id)
@@ -374,7 +374,7 @@ class Executor:
 
     def _register(self, desired: DesiredRegistration, *, fresh_role: bool) -> Any:
         """POST the registration; Cloudcraft answers 400 while a just-written role has not propagated."""
-        from chalicelib.adapters.cloudcraft import CloudcraftBadRequest
+        from chalicelib.adapters.cloudcraft.errors import CloudcraftBadRequest
 
         attempts = self._settings.register_attempts if fresh_role else 1
         for attempt in range(1, attempts + 1):
