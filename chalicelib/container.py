@@ -27,7 +27,8 @@ from chalicelib.core.settings import Settings, StageConfig, parse_settings
 from chalicelib.fleet.service import Fleet
 from chalicelib.onboarding.arrival import Onboarding
 from chalicelib.onboarding.departure import Offboarding
-from chalicelib.planning.plan import CloudcraftIdentity, Executor
+from chalicelib.planning.executor import Executor
+from chalicelib.planning.plan import CloudcraftIdentity
 
 SETTINGS_MAX_AGE = 60  # seconds a warm container trusts its copy of the settings
 SECRET_MAX_AGE = 300

@@ -15,7 +15,8 @@ from chalicelib.core.errors import AccessRoleUnavailableError, GatehouseError
 from chalicelib.core.models import MemberAccount
 from chalicelib.core.notifications import Notification, Notifier
 from chalicelib.core.settings import Settings
-from chalicelib.planning.plan import Cloudcraft, CloudcraftIdentity, Executor, MemberView, plan_account
+from chalicelib.planning.executor import Executor
+from chalicelib.planning.plan import Cloudcraft, CloudcraftIdentity, MemberView, plan_account
 from chalicelib.planning.scope import check_scope
 
 log = logging.getLogger("gatehouse.onboarding")

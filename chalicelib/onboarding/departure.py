@@ -11,7 +11,8 @@ from chalicelib.core.errors import GatehouseError
 from chalicelib.core.settings import Settings
 from chalicelib.events import AccountDeparture
 from chalicelib.onboarding.arrival import Directory, OnboardingResult
-from chalicelib.planning.plan import Cloudcraft, Executor, OrphanPlan
+from chalicelib.planning.executor import Executor
+from chalicelib.planning.plan import Cloudcraft, OrphanPlan
 
 log = logging.getLogger("gatehouse.offboarding")
 EVENT_KIND = "account-offboarding"
