@@ -55,13 +55,3 @@ def notify_safely(notifier: Notifier, notification: Notification) -> bool:
         log.error("could not publish notification %r: %s", notification.subject, exc)
         return False
     return True
-
-
-class MemoryNotifier:
-    """In-memory notifier for tests and dry runs."""
-
-    def __init__(self) -> None:
-        self.sent: list[Notification] = []
-
-    def publish(self, notification: Notification) -> None:
-        self.sent.append(notification)
