@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from chalicelib.approvals.glob import GlobSet
 from chalicelib.core.models import OU_ID
 
 if TYPE_CHECKING:
@@ -230,35 +231,11 @@ class RuleSetProblem:
 
 
 # --------------------------------------------------------------------------------------------------
-# Matchers, compiled once per rule set so a decision costs set look-ups and at most one regex per field.
+# Matchers, compiled once per rule set. Globs are matched without backtracking (chalicelib/approvals/glob.py).
 
 
 def _has_wildcard(pattern: str) -> bool:
     return "*" in pattern or "?" in pattern
-
-
-def _glob_to_regex(pattern: str) -> str:
-    # Only * and ? are special: character classes would make shadowing analysis unsound for no real gain.
-    return "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
-
-
-class GlobSet:
-    """Any-of matcher over glob patterns: literals in a set, wildcards in one alternation regex."""
-
-    __slots__ = ("literals", "patterns", "regex")
-
-    def __init__(self, patterns: Iterable[str], *, ignore_case: bool = False) -> None:
-        self.patterns = tuple(patterns)
-        normalised = [p.lower() if ignore_case else p for p in self.patterns]
-        self.literals = frozenset(p for p in normalised if not _has_wildcard(p))
-        wild = [p for p in normalised if _has_wildcard(p)]
-        self.regex = re.compile("|".join(f"(?:{_glob_to_regex(p)})" for p in wild), re.S) if wild else None
-
-    def __call__(self, value: str) -> bool:
-        return value in self.literals or (self.regex is not None and self.regex.fullmatch(value) is not None)
-
-    def __bool__(self) -> bool:
-        return bool(self.patterns)
 
 
 def _one_of(values: Iterable[str]) -> str:
