@@ -11,8 +11,9 @@ match at the start of the value and the last at its end, and the segments betwee
 order, each at its leftmost place after the one before. Taking the leftmost place never loses a match
 (it leaves the most room for what follows), so no segment is ever tried again: one match is at most one
 search per segment, each a search for a fixed-length needle costing O(len(value) x len(segment))
-character tests, so O(len(value) x len(pattern)) in all, whatever the value. A backtracking regex
-(`.*/.*/.*/deploy.*`) costs O(len(value) ** stars) instead.
+character tests, so O(len(value) x len(pattern)) in all, whatever the value. (One more search, for the
+longest literal run of the middle segments, turns most values away before the walk.) A backtracking
+regex (`.*/.*/.*/deploy.*`) costs O(len(value) ** stars) instead.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class Segment:
 class Glob:
     """One compiled glob; call it with a value."""
 
-    __slots__ = ("head", "middle", "min_length", "pattern", "plain", "starred", "tail")
+    __slots__ = ("head", "middle", "min_length", "needle", "pattern", "plain", "starred", "tail")
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
@@ -83,6 +84,12 @@ class Glob:
         self.min_length = len(pattern) - pattern.count("*")
         # Without `?` every segment is a plain string: the same walk, on str methods directly.
         self.plain = "?" not in pattern
+        # The longest literal run of the middle segments: any match contains it between head and tail, so
+        # one search for it turns most values away before the walk (when it is not the walk's only search).
+        pieces = [piece for segment in self.middle for piece in segment.text.split("?") if piece]
+        needle = max(pieces, key=len, default="")
+        only_search = len(self.middle) == 1 and needle == self.middle[0].text
+        self.needle = "" if only_search else needle
 
     def __call__(self, value: str) -> bool:
         size = len(value)
@@ -95,6 +102,8 @@ class Glob:
         if self.plain:
             if not (value.startswith(self.head.text) and value.endswith(self.tail.text)):
                 return False
+            if self.needle and value.find(self.needle, pos, end) < 0:
+                return False
             for segment in self.middle:
                 found = value.find(segment.text, pos, end)
                 if found < 0:
@@ -102,6 +111,8 @@ class Glob:
                 pos = found + segment.size
             return True
         if not (self.head.at(value, 0) and self.tail.at(value, end)):
+            return False
+        if self.needle and value.find(self.needle, pos, end) < 0:
             return False
         for segment in self.middle:
             found = segment.find(value, pos, end)

@@ -160,16 +160,21 @@ class CountingStr(str):
 
 
 def test_the_reported_attack_is_one_search_per_segment() -> None:
-    # `*/*/*/*/deploy*` against a long role path without "deploy": a backtracking regex tries every way
+    # `*/*/*/*/deploy*` against a long role path that does not match: a backtracking regex tries every way
     # of placing the four stars (O(n^4)); the glob searches each segment once, left to right.
     pattern = "*/*/*/*/deploy*"
-    value = CountingStr("a/" * 1000)
+    value = CountingStr("/deploy" + "a/" * 1000)  # "/deploy" is there, but not after four slashes
     assert Glob(pattern)(value) is False
-    kinds = [kind for kind, _, _ in value.calls]
-    assert kinds.count("find") == 4  # "/", "/", "/", "/deploy": each once
-    assert [sub for kind, sub, _ in value.calls if kind == "find"] == ["/", "/", "/", "/deploy"]
-    assert len(value.calls) == 6  # plus the head and tail checks
-    assert sum(cost for _, _, cost in value.calls) <= len(pattern) * len(value)
+    searches = [sub for kind, sub, _ in value.calls if kind == "find"]
+    assert searches == ["/deploy", "/", "/", "/", "/deploy"]  # the longest literal, then each segment once
+    assert len(value.calls) == 7  # plus the head and tail checks
+    assert sum(cost for _, _, cost in value.calls) <= 2 * len(pattern) * len(value)
+
+
+def test_a_value_without_the_longest_literal_is_turned_away_at_once() -> None:
+    value = CountingStr("a/" * 1000)
+    assert Glob("*/*/*/*/deploy*")(value) is False
+    assert [sub for kind, sub, _ in value.calls if kind == "find"] == ["/deploy"]
 
 
 @settings(max_examples=600, deadline=None)
@@ -178,9 +183,9 @@ def test_plain_globs_search_each_segment_at_most_once(pattern: str, value: str) 
     counted = CountingStr(value)
     glob = Glob(pattern)
     assert glob(counted) is fnmatch.fnmatchcase(value, pattern)
-    assert len(counted.calls) <= len(glob.middle) + 2
+    assert len(counted.calls) <= len(glob.middle) + 3  # head, tail, the longest literal, each segment once
     # Each call is a fixed-needle search: the whole match is O(len(pattern) x len(value)) tests.
-    assert sum(cost for _, _, cost in counted.calls) <= (len(pattern) + 1) * (len(value) + 1)
+    assert sum(cost for _, _, cost in counted.calls) <= 2 * (len(pattern) + 1) * (len(value) + 1)
 
 
 @contextmanager
@@ -215,7 +220,7 @@ def test_globs_with_question_marks_search_each_segment_at_most_once(pattern: str
 
 def test_question_mark_attack_is_one_search_per_segment() -> None:
     pattern = "*/?/*/??/*/deploy-???-*"
-    value = "a/b/x/cc/" + "a/b/" * 500  # "/?/" and "/??/" are there, "/deploy-???-" is not
+    value = "/deploy-" + "a/b/x/cc/" + "a/b/" * 500  # "/?/" and "/??/" are there, "/deploy-???-" is not
     glob = Glob(pattern)
     with counting_segments() as calls:
         assert glob(value) is False
