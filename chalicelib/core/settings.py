@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
@@ -12,10 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from chalicelib.core.errors import ConfigurationError
 from chalicelib.core.models import OU_ID
+from chalicelib.core.naming import render_name, template_errors
 
 ACCOUNT_ID = r"^\d{12}$"
 ROLE_NAME = r"^[\w+=,.@-]{1,64}$"
-NAME_FIELDS = frozenset({"account_id", "account_name", "ou_path"})
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 PermissionMode = Literal["read-only-access", "custom", "minimal"]
@@ -85,16 +84,9 @@ class Settings(BaseModel):
     @field_validator("name_template")
     @classmethod
     def _check_template(cls, value: str) -> str:
-        fields = set(re.findall(r"{(\w*)[^}]*}", value))
-        unknown = fields - NAME_FIELDS
-        if unknown:
-            raise ValueError(
-                f"unknown placeholder(s) {sorted(unknown)}; use {{account_id}}, {{account_name}}, {{ou_path}}"
-            )
-        try:
-            value.format(account_id="0", account_name="n", ou_path="p")
-        except (ValueError, IndexError, KeyError) as exc:
-            raise ValueError(f"not a valid template: {exc}") from None
+        problems = template_errors(value)
+        if problems:
+            raise ValueError("; ".join(problems))
         return value
 
     @field_validator("cloudcraft_base_url")
@@ -115,7 +107,8 @@ class Settings(BaseModel):
         return self
 
     def registration_name(self, account_id: str, account_name: str, ou_path: str) -> str:
-        return self.name_template.format(account_id=account_id, account_name=account_name, ou_path=ou_path)
+        values = {"account_id": account_id, "account_name": account_name, "ou_path": ou_path}
+        return render_name(self.name_template, values)
 
     @property
     def read_access(self) -> tuple[str, ...]:

@@ -9,7 +9,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.approvals.rules.compile import GlobSet, RuleSet, load_rules_from_ssm, parse_ruleset
+from chalicelib.approvals.glob import GlobSet
+from chalicelib.approvals.rules.compile import RuleSet, load_rules_from_ssm, parse_ruleset
 from chalicelib.approvals.rules.lint import LintFinding, glob_covers, lint
 from chalicelib.approvals.rules.schema import MAX_DOCUMENT_BYTES, MAX_RULES, RuleSetProblem
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.approvals.glob import GlobSet
 from chalicelib.approvals.rules.schema import (
     CONDITION_FIELDS,
     Action,
@@ -18,7 +18,6 @@ from chalicelib.approvals.rules.schema import (
     Rule,
     RuleDocument,
     RuleSetProblem,
-    has_wildcard,
     parse_document,
 )
 
@@ -34,30 +33,6 @@ SLOT_ROLE = 4  # (name, path/name), both lower-cased, or None when the request h
 SLOT_COMPONENT_ROLE = 5
 SLOT_CODEBUILD_ROLE = 6
 SLOT_REGION = 7
-
-
-def _glob_to_regex(pattern: str) -> str:
-    # Only * and ? are special: character classes would make shadowing analysis unsound for no real gain.
-    return "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
-
-
-class GlobSet:
-    """Any-of matcher over glob patterns: literals in a set, wildcards in one alternation regex."""
-
-    __slots__ = ("literals", "patterns", "regex")
-
-    def __init__(self, patterns: Iterable[str], *, ignore_case: bool = False) -> None:
-        self.patterns = tuple(patterns)
-        normalised = [p.lower() if ignore_case else p for p in self.patterns]
-        self.literals = frozenset(p for p in normalised if not has_wildcard(p))
-        wild = [p for p in normalised if has_wildcard(p)]
-        self.regex = re.compile("|".join(f"(?:{_glob_to_regex(p)})" for p in wild), re.S) if wild else None
-
-    def __call__(self, value: str) -> bool:
-        return value in self.literals or (self.regex is not None and self.regex.fullmatch(value) is not None)
-
-    def __bool__(self) -> bool:
-        return bool(self.patterns)
 
 
 def _one_of(values: Iterable[str]) -> str:

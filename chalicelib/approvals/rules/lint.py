@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from chalicelib.approvals.rules.compile import GlobSet, RuleSet
+from chalicelib.approvals.glob import GlobSet, has_wildcard
+from chalicelib.approvals.rules.compile import RuleSet
 from chalicelib.approvals.rules.schema import (
     CONDITION_FIELDS,
     ROLE_NAME_MAX,
@@ -17,7 +18,6 @@ from chalicelib.approvals.rules.schema import (
     Rule,
     RuleError,
     Severity,
-    has_wildcard,
 )
 
 

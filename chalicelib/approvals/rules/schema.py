@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from chalicelib.approvals.glob import has_wildcard
 from chalicelib.core.models import OU_ID
 
 Action = Literal["accept", "reject", "hold"]
@@ -213,10 +214,6 @@ class RuleSetProblem:
         lines = [f"{self.source}: {self.kind}: {self.message}"]
         lines.extend(f"  - {error}" for error in self.errors)
         return "\n".join(lines)
-
-
-def has_wildcard(pattern: str) -> bool:
-    return "*" in pattern or "?" in pattern
 
 
 # --------------------------------------------------------------------------------------------------
