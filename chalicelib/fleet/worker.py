@@ -31,6 +31,7 @@ class FleetWorker:
             message = json.loads(body)
             kind = message["kind"]
             run_id = str(message.get("run_id") or message_id)
+            _check_fields(message)
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"message {message_id} is not a Gatehouse work item: {exc}") from None
         try:
@@ -87,3 +88,19 @@ class FleetWorker:
         )
         self._executor.deregister(orphan)
         return {"registration_id": registration_id, "outcome": "deregistered"}
+
+
+def _check_fields(message: dict[str, Any]) -> None:
+    """A queue message is outside input: check the fields its kind needs before anything is read or written."""
+    from chalicelib.events import ACCOUNT_ID
+
+    if message["kind"] == "account":
+        if not ACCOUNT_ID.match(str(message.get("account_id"))):
+            raise ValueError(f"account_id is {message.get('account_id')!r}, not a 12-digit AWS account ID")
+        registrations = message.get("registrations") or []
+        if not isinstance(registrations, list) or not all(isinstance(item, dict) for item in registrations):
+            raise ValueError("registrations must be a list of Cloudcraft account objects")
+    elif message["kind"] == "deregister" and not (
+        isinstance(message.get("registration_id"), str) and message["registration_id"]
+    ):
+        raise ValueError("registration_id is missing")
