@@ -601,3 +601,22 @@ class LambdaContextStub:
 
     def get_remaining_time_in_millis(self) -> int:
         return 300_000
+
+
+class FakeLog:
+    """The approvals Log protocol: keeps (level, message, extra) of every call."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, str, dict[str, Any]]] = []
+
+    def info(self, msg: object, *args: object, extra: Any = None) -> None:
+        self.records.append(("info", str(msg), dict(extra or {})))
+
+    def warning(self, msg: object, *args: object, extra: Any = None) -> None:
+        self.records.append(("warning", str(msg), dict(extra or {})))
+
+    def error(self, msg: object, *args: object, extra: Any = None) -> None:
+        self.records.append(("error", str(msg), dict(extra or {})))
+
+    def at(self, level: str) -> list[str]:
+        return [message for logged_level, message, _ in self.records if logged_level == level]
