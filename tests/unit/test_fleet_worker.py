@@ -335,3 +335,39 @@ def test_every_message_of_a_reconciliation_plan_is_applied_by_the_worker() -> No
 
     assert not world.fleet(world.settings_document).plan().changes
     assert GONE not in world.ledger.records
+
+
+def test_an_orphan_whose_account_came_back_into_scope_is_not_deregistered() -> None:
+    # Planned as an orphan; before the message was processed, the account moved back into scope and was onboarded.
+    world = world_with(NEW, MemberAccount(GONE, "back", ou_path="Workloads/Dev"))
+    mine = world.cloudcraft_client.add(GONE)
+    world.ledger.records[GONE] = mine.id
+
+    done = worker(world).process(deregister_message(mine.id), "receipt-1", "m-1")
+
+    assert done == {"registration_id": mine.id, "outcome": "skipped", "reason": "the account is in scope again"}
+    assert mine.id in world.cloudcraft_client.accounts
+    assert world.ledger.records == {GONE: mine.id}
+
+
+def test_an_orphan_still_out_of_scope_is_deregistered() -> None:
+    world = world_with(NEW, MemberAccount(GONE, "lab", ou_path="Sandbox"))
+    mine = world.cloudcraft_client.add(GONE)
+    world.ledger.records[GONE] = mine.id
+
+    done = worker(world).process(deregister_message(mine.id), "receipt-1", "m-1")
+
+    assert done["outcome"] == "deregistered"
+    assert world.cloudcraft_client.accounts == {}
+
+
+def test_offboarding_switched_to_keep_since_the_plan_deregisters_nothing() -> None:
+    world = FakeServices(parse_settings({"offboarding": "keep"}), directory=FakeDirectory(NEW))
+    mine = world.cloudcraft_client.add(GONE)
+    world.ledger.records[GONE] = mine.id
+
+    done = worker(world).process(deregister_message(mine.id), "receipt-1", "m-1")
+
+    assert done == {"registration_id": mine.id, "outcome": "skipped", "reason": "settings.offboarding is 'keep'"}
+    assert world.cloudcraft_client.writes == []
+    assert world.ledger.writes == []
