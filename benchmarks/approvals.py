@@ -15,7 +15,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chalicelib.approvals.engine import ConnectionRequest, Decision, decide
-from chalicelib.approvals.rules import RuleSet, RuleSetProblem, lint, parse_ruleset
+from chalicelib.approvals.rules.compile import RuleSet, parse_ruleset
+from chalicelib.approvals.rules.lint import lint
+from chalicelib.approvals.rules.schema import RuleSetProblem
 from chalicelib.core.models import MemberAccount
 
 MANAGEMENT = "111111111111"

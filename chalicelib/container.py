@@ -12,7 +12,8 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.adapters.aws import CLIENT_CONFIG, translate
-from chalicelib.adapters.cloudcraft import MAX_RETRY_AFTER, CloudcraftClient, RateLimiter
+from chalicelib.adapters.cloudcraft.client import MAX_RETRY_AFTER, CloudcraftClient
+from chalicelib.adapters.cloudcraft.limiter import RateLimiter
 from chalicelib.adapters.idempotency import DynamoOnceGuard
 from chalicelib.adapters.ledger import DynamoLedger
 from chalicelib.adapters.member import MemberAccess, MemberSession
@@ -26,7 +27,8 @@ from chalicelib.core.settings import Settings, StageConfig, parse_settings
 from chalicelib.fleet.service import Fleet
 from chalicelib.onboarding.arrival import Onboarding
 from chalicelib.onboarding.departure import Offboarding
-from chalicelib.planning.plan import CloudcraftIdentity, Executor
+from chalicelib.planning.executor import Executor
+from chalicelib.planning.plan import CloudcraftIdentity
 
 SETTINGS_MAX_AGE = 60  # seconds a warm container trusts its copy of the settings
 SECRET_MAX_AGE = 300
@@ -238,7 +240,7 @@ class Services:
     def approvals(self) -> ApprovalService:
         """Proton connection approvals. Rules are read once per run (a sweep judges every connection alike)."""
         from chalicelib.adapters.proton import ProtonGateway
-        from chalicelib.approvals.rules import load_rules_from_ssm
+        from chalicelib.approvals.rules.compile import load_rules_from_ssm
         from chalicelib.core.observability import logger
 
         if not self.config.rules_parameter:

@@ -10,13 +10,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from chalicelib.adapters.workqueue import new_run_id, work_messages
 from chalicelib.container import Services, get_services
 from chalicelib.core.errors import AccessRoleUnavailableError, ConfigurationError, EventParseError, GatehouseError
+from chalicelib.core.notifications import notify_safely
 from chalicelib.core.observability import logger, metrics, tracer
 from chalicelib.events import event_id_of, parse_arrival, parse_departure
 from chalicelib.fleet.service import reconciliation_notification
 from chalicelib.fleet.worker import FleetWorker
-from chalicelib.onboarding.arrival import EVENT_KIND as ONBOARDING_KIND
-from chalicelib.onboarding.arrival import OnboardingResult, notify_safely, onboarding_notification
-from chalicelib.onboarding.departure import EVENT_KIND as OFFBOARDING_KIND
+from chalicelib.onboarding.outcome import OFFBOARDING_KIND, ONBOARDING_KIND, AccountOutcome, outcome_notification
 from chalicelib.planning.scope import check_scope
 
 OUTCOME_METRICS = {
@@ -47,7 +46,7 @@ def handle_account_arrival(event: dict[str, Any], context: Any) -> dict[str, Any
         reason = f"{arrival.kind} reported state {arrival.state}"
         if arrival.failure_reason:
             reason += f": {arrival.failure_reason}"
-        result = OnboardingResult(arrival.account_id or "", "creation-failed", reason, trigger=trigger)
+        result = AccountOutcome(arrival.account_id or "", "creation-failed", reason, trigger=trigger)
         if arrival.account_name:
             result.account_name = arrival.account_name
         return _report(services, result)
@@ -73,9 +72,7 @@ def onboard(
         settings = services.settings()
     except ConfigurationError as exc:
         # Nothing is written with settings that cannot be trusted; the reconciliation catches up later.
-        return _report(
-            services, OnboardingResult(account_id, "failed", f"{exc}. Nothing was changed.", trigger=trigger)
-        )
+        return _report(services, AccountOutcome(account_id, "failed", f"{exc}. Nothing was changed.", trigger=trigger))
 
     def job() -> dict[str, Any]:
         started = services.clock.monotonic()
@@ -85,7 +82,7 @@ def onboard(
             raise
         except GatehouseError as exc:
             logger.exception("onboarding failed")
-            result = OnboardingResult(account_id, "failed", str(exc), trigger=trigger)
+            result = AccountOutcome(account_id, "failed", str(exc), trigger=trigger)
         metrics.add_metric(
             name="OnboardingDuration",
             unit=MetricUnit.Milliseconds,
@@ -103,17 +100,17 @@ def onboard(
     return outcome
 
 
-def _rejected(event: Any, problem: EventParseError, kind: str) -> OnboardingResult:
+def _rejected(event: Any, problem: EventParseError, kind: str) -> AccountOutcome:
     """A malformed event: nothing is done, and the notification says which event and what is wrong."""
-    return OnboardingResult("", "rejected", f"malformed event {event_id_of(event)}: {problem}", event_kind=kind)
+    return AccountOutcome("", "rejected", f"malformed event {event_id_of(event)}: {problem}", event_kind=kind)
 
 
-def _report(services: Services, result: OnboardingResult) -> dict[str, Any]:
+def _report(services: Services, result: AccountOutcome) -> dict[str, Any]:
     """Log, count and notify one outcome."""
     log = logger.error if result.outcome in ("failed", "creation-failed", "rejected") else logger.info
     log(f"{result.event_kind} outcome", outcome=result.outcome, account_id=result.account_id, reason=result.reason)
     metrics.add_metric(name=OUTCOME_METRICS[result.outcome], unit=MetricUnit.Count, value=1)
-    notify_safely(services.notifier, onboarding_notification(result))
+    notify_safely(services.notifier, outcome_notification(result))
     return result.to_dict()
 
 
@@ -133,7 +130,7 @@ def handle_account_departure(event: dict[str, Any], context: Any) -> dict[str, A
     try:
         settings = services.settings()
     except ConfigurationError as exc:
-        result = OnboardingResult(departure.account_id, "failed", f"{exc}. Nothing was changed.", trigger=trigger)
+        result = AccountOutcome(departure.account_id, "failed", f"{exc}. Nothing was changed.", trigger=trigger)
         result.event_kind = OFFBOARDING_KIND
         return _report(services, result)
 
@@ -156,7 +153,7 @@ def handle_account_departure(event: dict[str, Any], context: Any) -> dict[str, A
             result = services.offboarding(settings).offboard(departure, trigger=trigger, why=why)
         except GatehouseError as exc:
             logger.exception("offboarding failed")
-            result = OnboardingResult(departure.account_id, "failed", str(exc), trigger=trigger)
+            result = AccountOutcome(departure.account_id, "failed", str(exc), trigger=trigger)
             result.event_kind = OFFBOARDING_KIND
         return _report(services, result)
 

@@ -13,16 +13,9 @@ from typing import Any, TextIO
 
 from chalicelib.approvals.engine import ConnectionRequest, decide, explain_all
 from chalicelib.approvals.notifications import explain
-from chalicelib.approvals.rules import (
-    CONDITION_FIELDS,
-    LintFinding,
-    Rule,
-    RuleSet,
-    RuleSetProblem,
-    lint,
-    load_rules_from_ssm,
-    parse_ruleset,
-)
+from chalicelib.approvals.rules.compile import RuleSet, load_rules_from_ssm, parse_ruleset
+from chalicelib.approvals.rules.lint import LintFinding, lint
+from chalicelib.approvals.rules.schema import CONDITION_FIELDS, Rule, RuleSetProblem
 from chalicelib.core.models import MemberAccount
 
 RULES_PARAMETER_ENV = "GATEHOUSE_RULES_PARAMETER"

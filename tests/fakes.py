@@ -1,8 +1,36 @@
-"""Small in-memory stand-ins shared by unit tests."""
+"""Small in-memory stand-ins shared by tests: they keep the contracts of the adapters they replace."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
+from chalicelib.adapters.cloudcraft.errors import CloudcraftNotFound
+from chalicelib.adapters.cloudcraft.models import CloudcraftAccount
+from chalicelib.approvals.engine import ConnectionRequest
+from chalicelib.approvals.errors import ConnectionNotFound
+from chalicelib.approvals.service import Connection
+from chalicelib.core.errors import AccessRoleUnavailableError, AwsError
+from chalicelib.core.models import MemberAccount
+from chalicelib.core.notifications import Notification
+from chalicelib.core.settings import Settings
+from chalicelib.planning.role import (
+    INLINE_POLICY_NAME,
+    MAX_SESSION_SECONDS,
+    OWNER_TAG,
+    OWNER_TAG_VALUE,
+    ObservedRole,
+    RoleChange,
+    RoleSpec,
+)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -22,36 +50,71 @@ class Reg:
         return parts[4] if len(parts) > 5 else None
 
 
+class InMemoryOnceGuard:
+    """chalicelib.adapters.idempotency.OnceGuard in memory: a duplicate still running raises as Powertools does."""
+
+    def __init__(self) -> None:
+        self._done: dict[str, Any] = {}
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
+
+    def run_once(self, key: str, fn: Callable[[], T]) -> T:
+        with self._lock:
+            if key in self._done:
+                done: T = self._done[key]
+                return done
+            if key in self._running:
+                raise IdempotencyAlreadyInProgressError(key)
+            self._running.add(key)
+        try:
+            result = fn()
+        finally:
+            with self._lock:
+                self._running.discard(key)
+        with self._lock:
+            self._done[key] = result
+        return result
+
+
+class MemoryLedger:
+    """chalicelib.adapters.ledger.Ledger in memory."""
+
+    def __init__(self, records: dict[str, str] | None = None) -> None:
+        self._records = dict(records or {})
+        self._lock = threading.Lock()
+
+    def record(self, aws_account_id: str, registration_id: str) -> None:
+        with self._lock:
+            self._records[aws_account_id] = registration_id
+
+    def lookup(self, aws_account_id: str) -> str | None:
+        with self._lock:
+            return self._records.get(aws_account_id)
+
+    def forget(self, aws_account_id: str) -> None:
+        with self._lock:
+            self._records.pop(aws_account_id, None)
+
+    def owned(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._records)
+
+
+class MemoryNotifier:
+    """chalicelib.core.notifications.Notifier in memory: what was published, in order."""
+
+    def __init__(self) -> None:
+        self.sent: list[Notification] = []
+
+    def publish(self, notification: Notification) -> None:
+        self.sent.append(notification)
+
+
 # =========================================================================================================
 # In-memory fakes of the adapter protocols, for direct tests of the use cases: no moto, no HTTP, no sleeps.
 # Each records what was asked of it and fails on demand, so a test can say what was written and what was not.
 # =========================================================================================================
 
-import itertools  # noqa: E402 - this block is kept apart from the fakes above on purpose
-from collections.abc import Callable, Sequence  # noqa: E402
-from dataclasses import field, replace  # noqa: E402
-from datetime import UTC, datetime, timedelta  # noqa: E402
-from typing import Any, TypeVar  # noqa: E402
-
-from chalicelib.adapters.cloudcraft import CloudcraftAccount, CloudcraftNotFound  # noqa: E402
-from chalicelib.approvals.engine import ConnectionRequest  # noqa: E402
-from chalicelib.approvals.errors import ConnectionNotFound  # noqa: E402
-from chalicelib.approvals.service import Connection  # noqa: E402
-from chalicelib.core.errors import AccessRoleUnavailableError, AwsError  # noqa: E402
-from chalicelib.core.models import MemberAccount  # noqa: E402
-from chalicelib.core.notifications import Notification  # noqa: E402
-from chalicelib.core.settings import Settings  # noqa: E402
-from chalicelib.planning.role import (  # noqa: E402
-    INLINE_POLICY_NAME,
-    MAX_SESSION_SECONDS,
-    OWNER_TAG,
-    OWNER_TAG_VALUE,
-    ObservedRole,
-    RoleChange,
-    RoleSpec,
-)
-
-T = TypeVar("T")
 EPOCH = datetime(2030, 1, 1, tzinfo=UTC)
 
 
@@ -390,8 +453,6 @@ class FakeOnceGuard:
         self.contexts: list[Any] = []
 
     def run_once(self, key: str, fn: Callable[[], T]) -> T:
-        from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
-
         if key in self.done:
             saved: T = self.done[key]
             return saved
@@ -545,7 +606,7 @@ class FakeServices:
         return self.members.session
 
     def executor(self, settings: Settings) -> Any:
-        from chalicelib.planning.plan import Executor
+        from chalicelib.planning.executor import Executor
 
         return Executor(self.cloudcraft_client, self.ledger, settings, self.clock, top_of_range)
 

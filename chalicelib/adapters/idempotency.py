@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
@@ -11,7 +10,8 @@ T = TypeVar("T")
 
 class OnceGuard(Protocol):
     def run_once(self, key: str, fn: Callable[[], T]) -> T:
-        """Run `fn` unless a job with `key` already ran (then return its saved result) or is running (raise)."""
+        """Run `fn` unless a job with `key` already ran (then return its saved result) or is running (then raise
+        Powertools' IdempotencyAlreadyInProgressError, which callers catch)."""
 
 
 class DynamoOnceGuard:
@@ -38,34 +38,4 @@ class DynamoOnceGuard:
             job_once, data_keyword_argument="job", persistence_store=self._store, config=self._config
         )
         result: T = once(job={"key": key})
-        return result
-
-
-class AlreadyInProgressError(Exception):
-    """Raised by InMemoryOnceGuard like Powertools raises IdempotencyAlreadyInProgressError."""
-
-
-class InMemoryOnceGuard:
-    """The same contract in memory, for tests and the CLI."""
-
-    def __init__(self) -> None:
-        self._done: dict[str, Any] = {}
-        self._running: set[str] = set()
-        self._lock = threading.Lock()
-
-    def run_once(self, key: str, fn: Callable[[], T]) -> T:
-        with self._lock:
-            if key in self._done:
-                done: T = self._done[key]
-                return done
-            if key in self._running:
-                raise AlreadyInProgressError(key)
-            self._running.add(key)
-        try:
-            result = fn()
-        finally:
-            with self._lock:
-                self._running.discard(key)
-        with self._lock:
-            self._done[key] = result
         return result

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -68,25 +67,3 @@ class DynamoLedger:
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, "dynamodb:Scan (ownership records)") from exc
         return found
-
-
-class MemoryLedger:
-    def __init__(self, records: dict[str, str] | None = None) -> None:
-        self._records = dict(records or {})
-        self._lock = threading.Lock()
-
-    def record(self, aws_account_id: str, registration_id: str) -> None:
-        with self._lock:
-            self._records[aws_account_id] = registration_id
-
-    def lookup(self, aws_account_id: str) -> str | None:
-        with self._lock:
-            return self._records.get(aws_account_id)
-
-    def forget(self, aws_account_id: str) -> None:
-        with self._lock:
-            self._records.pop(aws_account_id, None)
-
-    def owned(self) -> dict[str, str]:
-        with self._lock:
-            return dict(self._records)

@@ -6,7 +6,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from chalicelib.approvals.rules import (
+from chalicelib.approvals.rules.compile import (
     SLOT_ACCOUNT_ID,
     SLOT_CODEBUILD_ROLE,
     SLOT_COMPONENT_ROLE,
@@ -15,11 +15,10 @@ from chalicelib.approvals.rules import (
     SLOT_REGION,
     SLOT_ROLE,
     SLOT_TAGS,
-    Action,
     CompiledRule,
     RuleSet,
-    RuleSetProblem,
 )
+from chalicelib.approvals.rules.schema import Action, RuleSetProblem
 from chalicelib.core.models import MemberAccount
 
 DecisionMode = Literal["enforce", "shadow", "no-rules"]

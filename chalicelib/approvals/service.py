@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from chalicelib.adapters.idempotency import AlreadyInProgressError, InMemoryOnceGuard, OnceGuard
+from chalicelib.adapters.idempotency import OnceGuard
 from chalicelib.approvals.engine import ConnectionRequest, Decision, decide
 from chalicelib.approvals.errors import (
     ConnectionConflict,
@@ -17,7 +17,8 @@ from chalicelib.approvals.errors import (
     DirectoryUnavailable,
 )
 from chalicelib.approvals.notifications import build_notification
-from chalicelib.approvals.rules import RuleSet, RuleSetProblem
+from chalicelib.approvals.rules.compile import RuleSet
+from chalicelib.approvals.rules.schema import RuleSetProblem
 from chalicelib.core.errors import GatehouseError
 from chalicelib.core.models import MemberAccount
 from chalicelib.core.notifications import Notifier
@@ -27,7 +28,6 @@ __all__ = [
     "ApprovalService",
     "Connection",
     "ConnectionGateway",
-    "InMemoryOnceGuard",
     "OnceGuard",
     "Outcome",
     "SweepReport",
@@ -118,11 +118,11 @@ class SweepReport:
         return sum(1 for outcome in self.outcomes if outcome.result == result)
 
 
-def _in_progress_errors() -> tuple[type[BaseException], ...]:
-    # Both guards raise when a duplicate is still running: the in-memory one, and Powertools on DynamoDB.
+def _in_progress_errors() -> type[BaseException]:
+    # What a guard raises while a duplicate is still running (Powertools on DynamoDB; fakes raise the same).
     from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
-    return (AlreadyInProgressError, IdempotencyAlreadyInProgressError)
+    return IdempotencyAlreadyInProgressError
 
 
 class ApprovalService:

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from chalicelib.core.errors import GatehouseError
+
+log = logging.getLogger("gatehouse.notifications")
 
 SUBJECT_MAX = 100  # SNS rejects longer subjects
 
@@ -42,11 +47,11 @@ class Notifier(Protocol):
     def publish(self, notification: Notification) -> None: ...
 
 
-class MemoryNotifier:
-    """In-memory notifier for tests and dry runs."""
-
-    def __init__(self) -> None:
-        self.sent: list[Notification] = []
-
-    def publish(self, notification: Notification) -> None:
-        self.sent.append(notification)
+def notify_safely(notifier: Notifier, notification: Notification) -> bool:
+    """Publishing must never turn a done job into a failure (and a retry that repeats it)."""
+    try:
+        notifier.publish(notification)
+    except GatehouseError as exc:
+        log.error("could not publish notification %r: %s", notification.subject, exc)
+        return False
+    return True

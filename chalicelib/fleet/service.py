@@ -14,11 +14,11 @@ from chalicelib.core.errors import GatehouseError
 from chalicelib.core.models import MemberAccount
 from chalicelib.core.notifications import Notification
 from chalicelib.core.settings import Settings
+from chalicelib.planning.executor import Executor
 from chalicelib.planning.plan import (
     AccountPlan,
     Cloudcraft,
     CloudcraftIdentity,
-    Executor,
     FleetPlan,
     MemberView,
     plan_account,

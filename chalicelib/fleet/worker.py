@@ -25,7 +25,7 @@ class FleetWorker:
 
     def process(self, body: str, receipt_handle: str, message_id: str) -> dict[str, Any]:
         """Raises to mark the message failed; a 429 first pushes its next delivery past Retry-After."""
-        from chalicelib.adapters.cloudcraft import CloudcraftRateLimited
+        from chalicelib.adapters.cloudcraft.errors import CloudcraftRateLimited
 
         try:
             message = json.loads(body)
@@ -49,7 +49,7 @@ class FleetWorker:
         raise ValueError(f"message {message_id} has an unknown kind {kind!r}")
 
     def _account(self, account_id: str, message: dict[str, Any]) -> dict[str, Any]:
-        from chalicelib.adapters.cloudcraft import CloudcraftAccount
+        from chalicelib.adapters.cloudcraft.models import CloudcraftAccount
 
         services, settings = self._services, self._settings
         account = services.directory.describe(account_id)

@@ -1,53 +1,25 @@
-"""Onboarding one account: scope check, Cloudcraft role in the account, registration, one notification."""
+"""Onboarding one account: scope check, Cloudcraft role in the account, registration (outcome.py reports it)."""
 
 from __future__ import annotations
 
-import logging
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from chalicelib.adapters.ledger import Ledger
 from chalicelib.core.clock import Clock
-from chalicelib.core.errors import AccessRoleUnavailableError, GatehouseError
+from chalicelib.core.errors import AccessRoleUnavailableError
 from chalicelib.core.models import MemberAccount
-from chalicelib.core.notifications import Notification, Notifier
 from chalicelib.core.settings import Settings
-from chalicelib.planning.plan import Cloudcraft, CloudcraftIdentity, Executor, MemberView, plan_account
+from chalicelib.onboarding.outcome import AccountOutcome
+from chalicelib.planning.executor import Executor
+from chalicelib.planning.plan import Cloudcraft, CloudcraftIdentity, MemberView, plan_account
 from chalicelib.planning.scope import check_scope
-
-log = logging.getLogger("gatehouse.onboarding")
-EVENT_KIND = "account-onboarding"
-Outcome = Literal[
-    "onboarded", "repaired", "unchanged", "skipped", "failed", "creation-failed", "rejected", "offboarded", "kept"
-]
 
 
 class Directory(Protocol):
     def describe(self, account_id: str) -> MemberAccount | None: ...
-
-
-@dataclass
-class OnboardingResult:
-    account_id: str
-    outcome: Outcome
-    reason: str
-    account_name: str = ""
-    ou_path: str = ""
-    role_arn: str = ""
-    access_role: str = ""
-    role_changes: list[str] = field(default_factory=list)
-    registration: str = "none"  # created | updated | unchanged | none
-    cloudcraft_id: str | None = None
-    trigger: str = ""
-    event_kind: str = EVENT_KIND
-    deregistered: list[str] = field(default_factory=list)
-    role_deleted: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class Onboarding:
@@ -74,14 +46,14 @@ class Onboarding:
         self._clock = clock
         self._executor = Executor(cloudcraft, ledger, settings, clock, jitter)
 
-    def onboard(self, account_id: str, *, trigger: str = "", event_time: datetime | None = None) -> OnboardingResult:
+    def onboard(self, account_id: str, *, trigger: str = "", event_time: datetime | None = None) -> AccountOutcome:
         settings = self._settings
         account = self._directory.describe(account_id)
         if account is None:
-            return OnboardingResult(
+            return AccountOutcome(
                 account_id, "failed", "the account is not a member of this Organization", trigger=trigger
             )
-        result = OnboardingResult(
+        result = AccountOutcome(
             account_id, "unchanged", "", account_name=account.name, ou_path=account.ou_path, trigger=trigger
         )
         scope = check_scope(account, settings)
@@ -125,51 +97,3 @@ class Onboarding:
         if plan.foreign_duplicates:
             result.reason += f"; other registrations of this account left alone: {', '.join(plan.foreign_duplicates)}"
         return result
-
-
-# --- notifications ---------------------------------------------------------------------------------------
-
-HEADLINES = {
-    "onboarded": "connected to Cloudcraft",
-    "repaired": "Cloudcraft connection repaired",
-    "unchanged": "Cloudcraft connection already in order",
-    "skipped": "skipped (out of scope)",
-    "failed": "onboarding FAILED",
-    "creation-failed": "account creation FAILED",
-    "rejected": "event REJECTED (malformed)",
-    "offboarded": "disconnected from Cloudcraft",
-    "kept": "left the scope; Cloudcraft connection kept",
-}
-
-
-def onboarding_notification(result: OnboardingResult) -> Notification:
-    who = result.account_name or result.account_id  # a failed creation has a name but no account ID
-    if result.account_name and result.account_id:
-        who = f"{result.account_name} ({result.account_id})"
-    lines = [f"Account {who}: {HEADLINES[result.outcome]}.", "", f"Why: {result.reason}"]
-    if result.ou_path:
-        lines.append(f"OU: {result.ou_path}")
-    if result.role_arn:
-        lines.append(f"Role: {result.role_arn} (assumed via {result.access_role})")
-    if result.cloudcraft_id:
-        lines.append(f"Cloudcraft account: {result.cloudcraft_id} ({result.registration})")
-    if result.trigger:
-        lines.append(f"Trigger: {result.trigger}")
-    if result.outcome in ("failed", "creation-failed", "rejected"):
-        lines += ["", "Nothing further was changed. The daily reconciliation will try again once this is fixed."]
-    return Notification(
-        subject=f"Gatehouse: {who} {HEADLINES[result.outcome]}",
-        text="\n".join(lines),
-        body=result.to_dict(),
-        attributes={"event_kind": result.event_kind, "outcome": result.outcome, "account_id": result.account_id},
-    )
-
-
-def notify_safely(notifier: Notifier, notification: Notification) -> bool:
-    """Publishing must never turn a done job into a failure (and a retry that repeats it)."""
-    try:
-        notifier.publish(notification)
-    except GatehouseError as exc:
-        log.error("could not publish notification %r: %s", notification.subject, exc)
-        return False
-    return True

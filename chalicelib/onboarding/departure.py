@@ -10,11 +10,12 @@ from chalicelib.adapters.ledger import Ledger
 from chalicelib.core.errors import GatehouseError
 from chalicelib.core.settings import Settings
 from chalicelib.events import AccountDeparture
-from chalicelib.onboarding.arrival import Directory, OnboardingResult
-from chalicelib.planning.plan import Cloudcraft, Executor, OrphanPlan
+from chalicelib.onboarding.arrival import Directory
+from chalicelib.onboarding.outcome import OFFBOARDING_KIND, AccountOutcome
+from chalicelib.planning.executor import Executor
+from chalicelib.planning.plan import Cloudcraft, OrphanPlan
 
 log = logging.getLogger("gatehouse.offboarding")
-EVENT_KIND = "account-offboarding"
 
 
 class Offboarding:
@@ -35,10 +36,10 @@ class Offboarding:
         self._ledger = ledger
         self._executor = executor
 
-    def offboard(self, departure: AccountDeparture, *, trigger: str, why: str) -> OnboardingResult:
+    def offboard(self, departure: AccountDeparture, *, trigger: str, why: str) -> AccountOutcome:
         """Deregister the account's registration Gatehouse owns, and per settings delete the role it owns."""
         account_id = departure.account_id
-        result = OnboardingResult(account_id, "offboarded", why, trigger=trigger, event_kind=EVENT_KIND)
+        result = AccountOutcome(account_id, "offboarded", why, trigger=trigger, event_kind=OFFBOARDING_KIND)
         mode = self._settings.offboarding
         if mode == "keep":
             result.outcome, result.reason = "kept", f"{why}; settings.offboarding is 'keep'"
@@ -63,7 +64,7 @@ class Offboarding:
         result.reason = "; ".join(notes)
         return result
 
-    def _delete_role(self, account_id: str, result: OnboardingResult) -> str:
+    def _delete_role(self, account_id: str, result: AccountOutcome) -> str:
         name = self._settings.cloudcraft_role_name
         try:
             member = self._member_session(account_id)

@@ -1,21 +1,17 @@
-"""What Gatehouse would do for an account (and for Cloudcraft registrations no account claims), and doing it.
+"""What Gatehouse would do for an account (and for Cloudcraft registrations no account claims).
 
 Planning is pure: it compares what settings and Cloudcraft ask for with what IAM and Cloudcraft hold.
-Execution is the only part that writes, and each of its steps is idempotent, so an interrupted run converges.
+Carrying a plan out is executor.py's job.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import random
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from chalicelib.adapters.ledger import Ledger
-from chalicelib.core.clock import Clock
 from chalicelib.core.errors import ConfigurationError
 from chalicelib.core.models import MemberAccount
 from chalicelib.core.settings import Settings
@@ -36,7 +32,7 @@ class CloudcraftIdentity:
 
 
 class Cloudcraft(Protocol):
-    """The part of the Cloudcraft client planning and execution use (see chalicelib.adapters.cloudcraft)."""
+    """The part of the Cloudcraft client planning and execution use (see chalicelib.adapters.cloudcraft.client)."""
 
     def list_accounts(self) -> Sequence[Any]: ...
     def create_account(
@@ -58,10 +54,6 @@ class Cloudcraft(Protocol):
         write_access: tuple[str, ...] | None,
     ) -> Any: ...
     def delete_account(self, account_id: str) -> None: ...
-
-
-class RoleWriter(Protocol):
-    def apply(self, spec: RoleSpec, changes: Sequence[RoleChange]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -306,91 +298,3 @@ def plan_orphans(
             reason = scope.reason
         orphans.append(OrphanPlan(reg.id, reg.name, reg.aws_account_id, reg.id in owned_ids, reason))
     return orphans
-
-
-@dataclass
-class ExecutionResult:
-    role_changes: list[str] = field(default_factory=list)
-    registration: str = "none"  # created | updated | unchanged | none
-    registration_id: str | None = None
-    deleted_duplicates: list[str] = field(default_factory=list)
-
-
-class Executor:
-    """Carries plans out: role first (Cloudcraft verifies it), then the registration, then the ledger."""
-
-    def __init__(
-        self,
-        cloudcraft: Cloudcraft,
-        ledger: Ledger,
-        settings: Settings,
-        clock: Clock,
-        jitter: Callable[[float, float], float] = random.uniform,
-    ) -> None:
-        self._cloudcraft = cloudcraft
-        self._ledger = ledger
-        self._settings = settings
-        self._clock = clock
-        self._jitter = jitter
-
-    def execute(self, plan: AccountPlan, iam: RoleWriter) -> ExecutionResult:
-        result = ExecutionResult()
-        if plan.error or plan.spec is None or plan.desired is None or plan.registration is None:
-            return result
-        if plan.role_changes:
-            iam.apply(plan.spec, plan.role_changes)
-            result.role_changes = [str(change) for change in plan.role_changes]
-        desired, registration = plan.desired, plan.registration
-        if registration.action == "create":
-            created = self._register(desired, fresh_role=bool(plan.role_changes))
-            result.registration, result.registration_id = "created", str(created.id)
-        elif registration.action == "update":
-            assert registration.target_id is not None
-            self._cloudcraft.update_account(
-                registration.target_id,
-                name=desired.name,
-                role_arn=desired.role_arn,
-                read_access=registration.kept_read_access if desired.read_access is None else desired.read_access,
-                write_access=registration.kept_write_access if desired.write_access is None else desired.write_access,
-            )
-            result.registration, result.registration_id = "updated", registration.target_id
-        else:
-            result.registration, result.registration_id = "unchanged", registration.target_id
-        for duplicate in plan.deletable_duplicates:
-            self._cloudcraft.delete_account(duplicate)
-            result.deleted_duplicates.append(duplicate)
-        if result.registration_id:
-            self._ledger.record(plan.account.account_id, result.registration_id)
-        return result
-
-    def deregister(self, orphan: OrphanPlan) -> None:
-        """Delete a registration Gatehouse owns; the caller has checked ownership."""
-        from chalicelib.adapters.cloudcraft import CloudcraftNotFound
-
-        with contextlib.suppress(CloudcraftNotFound):  # already gone: the goal is reached
-            self._cloudcraft.delete_account(orphan.registration_id)
-        if orphan.aws_account_id:
-            self._ledger.forget(orphan.aws_account_id)
-
-    def _register(self, desired: DesiredRegistration, *, fresh_role: bool) -> Any:
-        """POST the registration; Cloudcraft answers 400 while a just-written role has not propagated."""
-        from chalicelib.adapters.cloudcraft import CloudcraftBadRequest
-
-        attempts = self._settings.register_attempts if fresh_role else 1
-        for attempt in range(1, attempts + 1):
-            try:
-                return self._cloudcraft.create_account(
-                    name=desired.name,
-                    role_arn=desired.role_arn,
-                    region=self._settings.validation_region,
-                    read_access=desired.read_access,
-                    write_access=desired.write_access,
-                )
-            except CloudcraftBadRequest:
-                if attempt == attempts:
-                    raise
-                ceiling = min(40.0, 5.0 * 2 ** (attempt - 1))
-                delay = self._jitter(ceiling / 2, ceiling)
-                log.info("Cloudcraft could not verify the new role yet; retrying in %.0fs", delay)
-                self._clock.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover

@@ -178,7 +178,7 @@ def test_parameters_start_with_safe_defaults_the_app_accepts() -> None:
 
 def test_default_rules_make_the_engine_hold_every_request() -> None:
     from chalicelib.approvals.engine import ConnectionRequest, decide
-    from chalicelib.approvals.rules import parse_ruleset
+    from chalicelib.approvals.rules.compile import parse_ruleset
     from chalicelib.core.models import MemberAccount
 
     rules = parse_ruleset(merge_template()["Resources"]["RulesParameter"]["Properties"]["Value"])

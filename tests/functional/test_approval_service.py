@@ -16,11 +16,13 @@ from botocore.config import Config
 
 from chalicelib.adapters.proton import ProtonGateway
 from chalicelib.approvals.errors import DirectoryUnavailable, GatewayUnavailable
-from chalicelib.approvals.rules import MAX_DOCUMENT_BYTES, RuleSet, RuleSetProblem, parse_ruleset
-from chalicelib.approvals.service import ApprovalService, Connection, InMemoryOnceGuard, Outcome
+from chalicelib.approvals.rules.compile import RuleSet, parse_ruleset
+from chalicelib.approvals.rules.schema import MAX_DOCUMENT_BYTES, RuleSetProblem
+from chalicelib.approvals.service import ApprovalService, Connection, Outcome
 from chalicelib.core.models import MemberAccount
-from chalicelib.core.notifications import MemoryNotifier, Notification
+from chalicelib.core.notifications import Notification
 from gatehouse.sandbox.proton_emulator import ProtonEmulator
+from tests.fakes import InMemoryOnceGuard, MemoryNotifier
 
 THIS = "111111111111"
 DEV = "444444444444"

@@ -7,17 +7,17 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from chalicelib.adapters.cloudcraft import (
+from chalicelib.adapters.cloudcraft.client import CloudcraftClient
+from chalicelib.adapters.cloudcraft.errors import (
     CloudcraftAuthError,
     CloudcraftBadRequest,
-    CloudcraftClient,
     CloudcraftConnectionError,
     CloudcraftError,
     CloudcraftNotFound,
     CloudcraftServerError,
-    RateLimiter,
-    Team,
 )
+from chalicelib.adapters.cloudcraft.limiter import RateLimiter
+from chalicelib.adapters.cloudcraft.models import Team
 from chalicelib.core.clock import FakeClock, ScaledClock
 from gatehouse.sandbox.cloudcraft_emulator import DEFAULT_TEAMS, CloudcraftEmulator
 

@@ -21,7 +21,8 @@ from chalicelib.approvals.engine import (
     explain_all,
     parse_role_arn,
 )
-from chalicelib.approvals.rules import RuleSet, RuleSetProblem, parse_ruleset
+from chalicelib.approvals.rules.compile import RuleSet, parse_ruleset
+from chalicelib.approvals.rules.schema import RuleSetProblem
 from chalicelib.core.models import MemberAccount
 
 THIS = "111111111111"

@@ -9,18 +9,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.approvals.rules import (
-    MAX_DOCUMENT_BYTES,
-    MAX_RULES,
-    GlobSet,
-    LintFinding,
-    RuleSet,
-    RuleSetProblem,
-    glob_covers,
-    lint,
-    load_rules_from_ssm,
-    parse_ruleset,
-)
+from chalicelib.approvals.rules.compile import GlobSet, RuleSet, load_rules_from_ssm, parse_ruleset
+from chalicelib.approvals.rules.lint import LintFinding, glob_covers, lint
+from chalicelib.approvals.rules.schema import MAX_DOCUMENT_BYTES, MAX_RULES, RuleSetProblem
 
 
 def doc(*rules: dict[str, Any], **top: Any) -> str:

@@ -11,23 +11,22 @@ from typing import Any
 import pytest
 import requests
 
-from chalicelib.adapters.cloudcraft import (
+from chalicelib.adapters.cloudcraft.client import CloudcraftClient
+from chalicelib.adapters.cloudcraft.errors import (
     DEFAULT_RETRY_AFTER,
-    CloudcraftAccount,
     CloudcraftAuthError,
     CloudcraftBadRequest,
-    CloudcraftClient,
     CloudcraftConnectionError,
     CloudcraftError,
     CloudcraftNotFound,
     CloudcraftRateLimited,
     CloudcraftServerError,
-    RateLimiter,
-    Team,
     error_class_for,
     error_detail,
     parse_retry_after,
 )
+from chalicelib.adapters.cloudcraft.limiter import RateLimiter
+from chalicelib.adapters.cloudcraft.models import CloudcraftAccount, Team
 from chalicelib.core.clock import FakeClock
 from chalicelib.core.errors import ConfigurationError, GatehouseError
 

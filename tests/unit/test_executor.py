@@ -6,24 +6,13 @@ from typing import Any
 
 import pytest
 
-from chalicelib.adapters.cloudcraft import (
-    CloudcraftAccount,
-    CloudcraftAuthError,
-    CloudcraftBadRequest,
-    CloudcraftServerError,
-)
+from chalicelib.adapters.cloudcraft.errors import CloudcraftAuthError, CloudcraftBadRequest, CloudcraftServerError
+from chalicelib.adapters.cloudcraft.models import CloudcraftAccount
 from chalicelib.core.errors import AwsError
 from chalicelib.core.models import MemberAccount
 from chalicelib.core.settings import Settings, parse_settings
-from chalicelib.planning.plan import (
-    AccountPlan,
-    CloudcraftIdentity,
-    Executor,
-    MemberView,
-    OrphanPlan,
-    desired_role,
-    plan_account,
-)
+from chalicelib.planning.executor import Executor
+from chalicelib.planning.plan import AccountPlan, CloudcraftIdentity, MemberView, OrphanPlan, desired_role, plan_account
 from tests.fakes import FakeCloudcraft, FakeLedger, FakeMembers, RecordingClock, role_as_wanted, top_of_range
 
 ACCOUNT = MemberAccount("222222222222", "data", ou_path="Workloads/Dev")

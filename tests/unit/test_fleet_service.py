@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from chalicelib import handlers
-from chalicelib.adapters.cloudcraft import CloudcraftServerError
+from chalicelib.adapters.cloudcraft.errors import CloudcraftServerError
 from chalicelib.container import set_services
 from chalicelib.core.errors import AwsError
 from chalicelib.core.models import MemberAccount

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from chalicelib import handlers
-from chalicelib.adapters.cloudcraft import CloudcraftRateLimited, CloudcraftServerError
+from chalicelib.adapters.cloudcraft.errors import CloudcraftRateLimited, CloudcraftServerError
 from chalicelib.adapters.workqueue import registration_to_api, work_messages
 from chalicelib.container import set_services
 from chalicelib.core.errors import AccessRoleUnavailableError

@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 
 from chalicelib import handlers
-from chalicelib.adapters.cloudcraft import CloudcraftNotFound, CloudcraftServerError
+from chalicelib.adapters.cloudcraft.errors import CloudcraftNotFound, CloudcraftServerError
 from chalicelib.container import set_services
 from chalicelib.core.errors import AwsError
 from chalicelib.core.models import MemberAccount
 from chalicelib.core.settings import parse_settings
 from chalicelib.events import AccountDeparture
-from chalicelib.onboarding.arrival import OnboardingResult
+from chalicelib.onboarding.outcome import AccountOutcome
 from chalicelib.planning.plan import desired_role
 from tests.fakes import FakeDirectory, FakeServices, LambdaContextStub, role_as_wanted
 
@@ -27,8 +27,8 @@ def world_with(offboarding: str = "deregister", *members: MemberAccount) -> Fake
     return FakeServices(settings, directory=FakeDirectory(*members))
 
 
-def offboard(world: FakeServices) -> OnboardingResult:
-    result: OnboardingResult = world.offboarding(world.settings_document).offboard(
+def offboard(world: FakeServices) -> AccountOutcome:
+    result: AccountOutcome = world.offboarding(world.settings_document).offboard(
         DEPARTURE, trigger="RemoveAccountFromOrganization event e-1", why=WHY
     )
     return result

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from chalicelib import handlers
-from chalicelib.adapters.cloudcraft import (
+from chalicelib.adapters.cloudcraft.errors import (
     CloudcraftAuthError,
     CloudcraftBadRequest,
     CloudcraftConnectionError,
@@ -17,8 +17,9 @@ from chalicelib.adapters.cloudcraft import (
 from chalicelib.container import set_services
 from chalicelib.core.errors import AccessRoleUnavailableError, AwsError, ConfigurationError, GatehouseError
 from chalicelib.core.models import MemberAccount
+from chalicelib.core.notifications import notify_safely
 from chalicelib.core.settings import Settings, parse_settings
-from chalicelib.onboarding.arrival import OnboardingResult, notify_safely, onboarding_notification
+from chalicelib.onboarding.outcome import AccountOutcome, outcome_notification
 from chalicelib.planning.plan import CloudcraftIdentity, desired_role
 from chalicelib.planning.role import INLINE_POLICY_NAME
 from tests.fakes import FakeDirectory, FakeNotifier, FakeServices, LambdaContextStub, role_as_wanted
@@ -39,8 +40,8 @@ def world_with(settings: Settings | None = None, *members: MemberAccount) -> Fak
     )
 
 
-def onboard(world: FakeServices, account_id: str = ACCOUNT_ID, **kwargs: Any) -> OnboardingResult:
-    result: OnboardingResult = world.onboarding(world.settings_document).onboard(account_id, **kwargs)
+def onboard(world: FakeServices, account_id: str = ACCOUNT_ID, **kwargs: Any) -> AccountOutcome:
+    result: AccountOutcome = world.onboarding(world.settings_document).onboard(account_id, **kwargs)
     return result
 
 
@@ -513,7 +514,7 @@ def test_an_unexpected_error_is_not_turned_into_a_failed_outcome() -> None:
     ],
 )
 def test_every_outcome_has_its_headline(outcome: Any, headline: str, nothing_changed: bool) -> None:
-    note = onboarding_notification(OnboardingResult(ACCOUNT_ID, outcome, "why", account_name="data"))
+    note = outcome_notification(AccountOutcome(ACCOUNT_ID, outcome, "why", account_name="data"))
 
     assert note.subject == f"Gatehouse: data ({ACCOUNT_ID}) {headline}"
     assert note.attributes["outcome"] == outcome
@@ -521,7 +522,7 @@ def test_every_outcome_has_its_headline(outcome: Any, headline: str, nothing_cha
 
 
 def test_a_notification_leaves_out_what_the_outcome_does_not_have() -> None:
-    note = onboarding_notification(OnboardingResult(ACCOUNT_ID, "skipped", "why"))
+    note = outcome_notification(AccountOutcome(ACCOUNT_ID, "skipped", "why"))
 
     assert note.subject == f"Gatehouse: {ACCOUNT_ID} skipped (out of scope)"
     assert not any(
@@ -531,7 +532,7 @@ def test_a_notification_leaves_out_what_the_outcome_does_not_have() -> None:
 
 def test_notify_safely_reports_a_publish_failure_instead_of_raising() -> None:
     notifier = FakeNotifier()
-    note = onboarding_notification(OnboardingResult(ACCOUNT_ID, "onboarded", "why"))
+    note = outcome_notification(AccountOutcome(ACCOUNT_ID, "onboarded", "why"))
 
     assert notify_safely(notifier, note) is True
     notifier.error = GatehouseError("sns down")

@@ -3,289 +3,38 @@
 from __future__ import annotations
 
 import contextlib
-import html
 import json
 import logging
-import math
 import random
-import re
 import threading
-from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
+from collections.abc import Callable
 from typing import Any, Literal
 from urllib.parse import quote
 
 import requests
 
+from chalicelib.adapters.cloudcraft.errors import (
+    CloudcraftConnectionError,
+    CloudcraftError,
+    CloudcraftNotFound,
+    CloudcraftRateLimited,
+    CloudcraftServerError,
+    error_class_for,
+    error_detail,
+    parse_retry_after,
+)
+from chalicelib.adapters.cloudcraft.limiter import RateLimiter
+from chalicelib.adapters.cloudcraft.models import CloudcraftAccount, IamParameters, Team, text_or_none
 from chalicelib.core.clock import Clock, SystemClock
-from chalicelib.core.errors import ConfigurationError, GatehouseError
+from chalicelib.core.errors import ConfigurationError
 
 log = logging.getLogger("gatehouse.cloudcraft")
 
 DEFAULT_BASE_URL = "https://api.cloudcraft.co"
-DEFAULT_RETRY_AFTER = 60.0  # the FAQ's advice when a 429 carries no Retry-After
 MAX_RETRY_AFTER = 600.0  # longer than this cannot be waited out inside one Lambda invocation: fail instead
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 20.0
-BODY_LIMIT = 500
 REDACTED = "[redacted]"
-
-_ROLE_ARN_ACCOUNT = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/\S+$")
-_TAG = re.compile(r"<[^>]*>")
-_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
-
-
-# --- models ----------------------------------------------------------------------------------------------
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _access(value: Any) -> tuple[str, ...] | None:
-    # null means "Cloudcraft's default access"; an empty list is a real (different) answer, so keep it.
-    if not isinstance(value, list):
-        return None
-    return tuple(item for item in value if isinstance(item, str))
-
-
-@dataclass(frozen=True)
-class CloudcraftAccount:
-    """One AWS account registration as Cloudcraft holds it."""
-
-    id: str
-    name: str
-    role_arn: str
-    external_id: str | None = None
-    read_access: tuple[str, ...] | None = None
-    write_access: tuple[str, ...] | None = None
-    source: str | None = None
-    creator_id: str | None = None
-    created_at: str | None = None  # ISO-8601 as sent: ordering needs no parsing, and nothing else reads it
-    updated_at: str | None = None
-
-    @property
-    def aws_account_id(self) -> str | None:
-        """The AWS account the role lives in: the only reliable key, since names differ (e.g. via Datadog)."""
-        match = _ROLE_ARN_ACCOUNT.match(self.role_arn)
-        return match.group(1) if match else None
-
-    @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> CloudcraftAccount:
-        return cls(
-            id=_text(data.get("id")) or "",
-            name=_text(data.get("name")) or "",
-            role_arn=_text(data.get("roleArn")) or "",
-            external_id=_text(data.get("externalId")),
-            read_access=_access(data.get("readAccess")),
-            write_access=_access(data.get("writeAccess")),
-            source=_text(data.get("source")),
-            # The API spells it with a capital C; accept the conventional spelling too should it ever be fixed.
-            creator_id=_text(data.get("CreatorId")) or _text(data.get("creatorId")),
-            created_at=_text(data.get("createdAt")),
-            updated_at=_text(data.get("updatedAt")),
-        )
-
-
-@dataclass(frozen=True)
-class IamParameters:
-    """What a role must trust: Cloudcraft's AWS account and the key owner's external ID."""
-
-    account_id: str
-    external_id: str
-    aws_console_url: str = ""
-
-
-@dataclass(frozen=True)
-class Team:
-    id: str
-    name: str
-    role: str | None = None
-
-    @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> Team:
-        return cls(id=_text(data.get("id")) or "", name=_text(data.get("name")) or "", role=_text(data.get("role")))
-
-
-# --- errors ----------------------------------------------------------------------------------------------
-
-
-class CloudcraftError(GatehouseError):
-    """A Cloudcraft call failed. Carries what was asked and answered, never the request headers."""
-
-    def __init__(
-        self, message: str, *, status: int | None = None, body: str = "", method: str = "", path: str = ""
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = body[:BODY_LIMIT]
-        self.method = method
-        self.path = path
-
-
-class CloudcraftBadRequest(CloudcraftError):
-    """400: an invalid request, or a role Cloudcraft could not assume (yet)."""
-
-
-class CloudcraftAuthError(CloudcraftError):
-    """401/403: a missing, wrong or read-only key, or a user without the Owner/Administrator role."""
-
-
-class CloudcraftNotFound(CloudcraftError):
-    """404: no such account (or path)."""
-
-
-class CloudcraftRateLimited(CloudcraftError):
-    """429: the request was not processed; `retry_after` says how long to wait."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = 429,
-        body: str = "",
-        method: str = "",
-        path: str = "",
-        retry_after: float = DEFAULT_RETRY_AFTER,
-    ) -> None:
-        super().__init__(message, status=status, body=body, method=method, path=path)
-        self.retry_after = retry_after
-
-
-class CloudcraftServerError(CloudcraftError):
-    """5xx: Cloudcraft or a gateway in front of it failed; the request may or may not have been processed."""
-
-
-class CloudcraftConnectionError(CloudcraftError):
-    """No answer: connection refused or reset, or a timeout. The request may or may not have been processed."""
-
-
-ERROR_BY_STATUS: dict[int, type[CloudcraftError]] = {
-    400: CloudcraftBadRequest,
-    401: CloudcraftAuthError,
-    403: CloudcraftAuthError,
-    404: CloudcraftNotFound,
-    429: CloudcraftRateLimited,
-}
-
-
-def error_class_for(status: int) -> type[CloudcraftError]:
-    if status >= 500:
-        return CloudcraftServerError
-    return ERROR_BY_STATUS.get(status, CloudcraftError)
-
-
-def error_detail(body: str) -> str:
-    """The human part of an error body: `{"error": ...}` when there is one, else the text of an HTML page."""
-    text = body.strip()
-    if not text:
-        return ""
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        parsed = None
-    if isinstance(parsed, dict):
-        for key in ("error", "message"):
-            value = parsed.get(key)
-            if isinstance(value, str) and value.strip():
-                return value.strip()[:200]
-            if isinstance(value, dict) and isinstance(value.get("message"), str):
-                return str(value["message"]).strip()[:200]
-    if text.startswith("<"):
-        title = _TITLE.search(text)
-        text = title.group(1) if title else _TAG.sub(" ", text)
-        text = html.unescape(text)
-    return " ".join(text.split())[:200]
-
-
-def parse_retry_after(value: str | None, clock: Clock) -> float:
-    """Seconds to wait: delta-seconds or an HTTP date; DEFAULT_RETRY_AFTER when absent or unparseable."""
-    if value is None or not value.strip():
-        return DEFAULT_RETRY_AFTER
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value.strip())
-        except (TypeError, ValueError, IndexError):
-            return DEFAULT_RETRY_AFTER
-        if when.tzinfo is None:
-            return DEFAULT_RETRY_AFTER
-        return max(0.0, (when - clock.now()).total_seconds())
-    if not math.isfinite(seconds) or seconds < 0:
-        return DEFAULT_RETRY_AFTER
-    return seconds
-
-
-# --- rate limiter ----------------------------------------------------------------------------------------
-
-
-class RateLimiter:
-    """Sliding-window limiter shared by every caller of one key: at most `max_requests` per `per_seconds`.
-
-    Waiting goes through `clock.sleep`, so a FakeClock turns waits into counted numbers.
-    """
-
-    def __init__(self, max_requests: int = 20, per_seconds: float = 60.0, *, clock: Clock) -> None:
-        if max_requests < 1 or per_seconds <= 0:
-            raise ValueError("max_requests must be >= 1 and per_seconds > 0")
-        self.max_requests = max_requests
-        self.per_seconds = per_seconds
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._sent: deque[float] = deque()
-        self._blocked_until = float("-inf")
-
-    def acquire(self) -> float:
-        """Block until a request may be sent and claim its slot; returns the seconds waited."""
-        return self._claim()[0]
-
-    def reserve(self) -> float:
-        """Like `acquire`, but returns the slot's timestamp, for `settle` once the request is answered."""
-        return self._claim()[1]
-
-    def settle(self, reserved_at: float) -> None:
-        """Move a slot to now, when its request has been answered.
-
-        The server counts a request when it arrives, later than the slot was claimed: counting from the answer
-        keeps this window behind the server's, which matters once latency is a visible share of the window
-        (a ScaledClock sandbox; a slow link).
-        """
-        with self._lock:
-            # A slot that expired meanwhile is not there; its request may still sit in the server's window.
-            with contextlib.suppress(ValueError):
-                self._sent.remove(reserved_at)
-            # Every slot was claimed at or before now, so appending keeps the window sorted.
-            self._sent.append(self._clock.monotonic())
-
-    def _claim(self) -> tuple[float, float]:
-        waited = 0.0
-        while True:
-            with self._lock:
-                now = self._clock.monotonic()
-                while self._sent and self._sent[0] <= now - self.per_seconds:
-                    self._sent.popleft()
-                if now < self._blocked_until:
-                    wait = self._blocked_until - now
-                elif len(self._sent) < self.max_requests:
-                    self._sent.append(now)
-                    return waited, now
-                else:
-                    wait = self._sent[0] + self.per_seconds - now
-            # Sleep outside the lock so callers that are not waiting (penalize, other acquires) are not stuck.
-            log.debug("rate limiter: waiting %.2fs", wait)
-            self._clock.sleep(wait)
-            waited += wait
-
-    def penalize(self, seconds: float) -> None:
-        """Hold back every caller for `seconds` from now (after a 429: the server's window is full)."""
-        with self._lock:
-            self._blocked_until = max(self._blocked_until, self._clock.monotonic() + max(seconds, 0.0))
-
-
-# --- client ----------------------------------------------------------------------------------------------
 
 
 class _Secret:
@@ -447,11 +196,11 @@ class CloudcraftClient:
         data = self._call("GET", path)
         if not isinstance(data, dict):
             raise self._shape_error("GET", path, "an object")
-        account_id, external_id = _text(data.get("accountId")), _text(data.get("externalId"))
+        account_id, external_id = text_or_none(data.get("accountId")), text_or_none(data.get("externalId"))
         if not account_id or not external_id:
             # A trust policy built from blanks would lock Cloudcraft out of every account: refuse instead.
             raise self._shape_error("GET", path, "accountId and externalId")
-        return IamParameters(account_id, external_id, _text(data.get("awsConsoleUrl")) or "")
+        return IamParameters(account_id, external_id, text_or_none(data.get("awsConsoleUrl")) or "")
 
     def policy(self, kind: Literal["custom", "minimal"]) -> dict[str, Any]:
         """Cloudcraft's IAM policy document for the read-only role (`custom`) or its stricter variant."""
