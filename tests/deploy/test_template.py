@@ -201,6 +201,8 @@ def dead_letter_queues(resources: dict[str, Any]) -> set[str]:
         targets.append((properties.get("DeadLetterQueue") or {}).get("TargetArn"))
         for event in (properties.get("Events") or {}).values():
             targets.append(((event.get("Properties") or {}).get("DeadLetterConfig") or {}).get("Arn"))
+        for target in properties.get("Targets") or []:  # a plain EventBridge rule
+            targets.append((target.get("DeadLetterConfig") or {}).get("Arn"))
     return {target["Fn::GetAtt"][0] for target in targets if isinstance(target, dict) and "Fn::GetAtt" in target}
 
 
@@ -422,6 +424,21 @@ def test_worker_concurrency_is_capped_by_its_event_source_not_reserved_concurren
 # --- the us-east-1 forwarder ------------------------------------------------------------------------------
 def test_forwarder_template_passes_cfn_lint() -> None:
     assert cfn_lint(FORWARDER_TEMPLATE) == []
+
+
+def test_forwarder_dead_letter_queue_has_a_depth_alarm_on_a_topic_in_its_region() -> None:
+    resources = load_template(FORWARDER_TEMPLATE)["Resources"]
+    topic = {"Ref": "ForwarderAlarmTopic"}
+    [queue] = dead_letter_queues(resources)
+    depth = alarms_on(
+        resources, "AWS/SQS", "ApproximateNumberOfMessagesVisible", QueueName={"Fn::GetAtt": [queue, "QueueName"]}
+    )
+
+    assert any_increase_alarm_problems(depth, f"{queue}'s depth") == []
+    assert resources["ForwarderAlarmTopic"]["Type"] == "AWS::SNS::Topic"
+    for name, properties in alarms(resources).items():
+        assert (properties["AlarmActions"], properties["OKActions"]) == ([topic], [topic]), name
+        assert properties["AlarmName"]["Fn::Sub"].startswith("gatehouse-${Stage}-"), name
 
 
 def test_forwarder_puts_events_on_the_target_regions_default_bus_only() -> None:
