@@ -29,6 +29,10 @@ OUTCOME_METRICS = {
     "offboarded": "AccountsOffboarded",
     "kept": "AccountsKept",
 }
+# One per reconciliation that planned and queued its repairs, with the reconciliation's other metrics (dimensions
+# service and stage). The stage's heartbeat alarm (infra/resources.yaml) fires when none has completed for 26 hours:
+# a schedule that stopped, a crash, settings it cannot read.
+RECONCILIATIONS_COMPLETED = "ReconciliationsCompleted"
 
 
 @logger.inject_lambda_context(correlation_id_path="id", clear_state=True)
@@ -168,6 +172,9 @@ def handle_account_departure(event: dict[str, Any], context: Any) -> dict[str, A
 def handle_reconcile(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The scheduled safety net: plan the whole Organization, queue the repairs, send one summary."""
     services = get_services()
+    if services.config.stage:
+        # Stages can share an account: each stage's heartbeat alarm watches its own reconciliations only.
+        metrics.add_dimension(name="stage", value=services.config.stage)
     try:
         settings = services.settings()
         fleet = services.fleet(settings)
@@ -186,6 +193,7 @@ def handle_reconcile(event: dict[str, Any], context: Any) -> dict[str, Any]:
     for action, count in summary.items():
         metrics.add_metric(name="Reconcile" + action.title().replace(" ", ""), unit=MetricUnit.Count, value=count)
     notify_safely(services.notifier, reconciliation_notification(plan, "", queued=queued, repair=repair))
+    metrics.add_metric(name=RECONCILIATIONS_COMPLETED, unit=MetricUnit.Count, value=1)
     return {"outcome": "drift" if plan.changes else "in-order", "summary": dict(summary), "queued": queued}
 
 
