@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_EVENTS = REPO.parent / "shared" / "reference" / "events"
+# Sample events in the shapes AWS sends them, kept in the repository so the tests need nothing beside it.
+SHARED_EVENTS = REPO / "tests" / "data" / "events"
 
 
 @pytest.fixture(autouse=True)
@@ -40,6 +41,6 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def load_event(name: str) -> dict[str, Any]:
-    """A sample event from the shared reference (the shapes AWS sends)."""
+    """A sample event from tests/data/events (the shapes AWS sends)."""
     data: dict[str, Any] = json.loads((SHARED_EVENTS / f"{name}.json").read_text())
     return data
