@@ -7,7 +7,7 @@ UV := $(BIN)/uv
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 
-.PHONY: setup lock upgrade lock-check demo test check-fast lint types unit suite bench clean package deploy infra-check
+.PHONY: setup hooks lock upgrade lock-check demo test check-fast lint types unit suite bench clean package deploy infra-check
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -84,3 +84,7 @@ deploy: package
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+## Install the git hooks of .pre-commit-config.yaml (the checks above, on commit and on push).
+hooks: $(STAMP)
+	$(BIN)/pre-commit install
