@@ -47,10 +47,12 @@ test: lint types lock-check suite infra-check
 ## The quick loop: lint, types, the lock check and the unit tests (tests/unit), in seconds.
 check-fast: lint types lock-check unit
 
+## ruff check (its complexity ceiling included) and ruff format --check, over the whole tree.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+## mypy --strict over the files pyproject.toml lists (app.py, chalicelib, gatehouse, benchmarks, scripts).
 types: $(STAMP)
 	$(BIN)/mypy
 
