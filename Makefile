@@ -3,15 +3,17 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 UV := $(BIN)/uv
-# The installer, bootstrapped with pip; the same version as `uv` in uv.lock (tests/deploy/test_dependencies.py).
-UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 
 .PHONY: setup hooks lock upgrade lock-check demo test check-fast lint types unit suite bench clean package deploy infra-check
 
+## The installer, bootstrapped with pip at the version and hashes uv.lock pins for it.
 $(UV):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { \
+		echo "make: uv.lock is for Python 3.11, and $(PYTHON) is not: run make PYTHON=python3.11 ..." >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet "uv==$(UV_VERSION)"
+	$(BIN)/python scripts/lock.py bootstrap > $(VENV)/uv-requirement.txt
+	$(BIN)/pip install --quiet --no-deps --only-binary=:all: --require-hashes -r $(VENV)/uv-requirement.txt
 
 ## Install exactly what uv.lock pins (runtime + dev extra, and the project, editable) into .venv; uninstall
 ## anything else. Runs again only when uv.lock or pyproject.toml changes.
@@ -25,17 +27,17 @@ setup: $(STAMP)
 ## requirements.txt. Commit pyproject.toml, uv.lock and requirements.txt together.
 lock: $(UV)
 	$(UV) lock
-	$(BIN)/python scripts/lambda_requirements.py
+	$(BIN)/python scripts/lock.py requirements
 
 ## Move every dependency to the newest version pyproject.toml allows, then the same as `make lock`.
 upgrade: $(UV)
 	$(UV) lock --upgrade
-	$(BIN)/python scripts/lambda_requirements.py
+	$(BIN)/python scripts/lock.py requirements
 
 ## uv.lock is in step with pyproject.toml (offline unless it is not), and requirements.txt is the one uv.lock gives.
 lock-check: $(STAMP)
 	$(UV) lock --check || { echo "make: uv.lock is out of step with pyproject.toml: run \`make lock\`" >&2; exit 1; }
-	$(BIN)/python scripts/lambda_requirements.py --check
+	$(BIN)/python scripts/lock.py requirements --check
 
 ## Run the whole flow offline: moto + Cloudcraft and Proton emulators on loopback.
 demo: $(STAMP)

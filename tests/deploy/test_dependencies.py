@@ -19,7 +19,7 @@ import pytest
 from tests.deploy.support import REPO
 
 REQUIREMENTS = REPO / "requirements.txt"
-GENERATOR = REPO / "scripts" / "lambda_requirements.py"
+LOCK_SCRIPT = REPO / "scripts" / "lock.py"
 # Lambda allows 250 MB unpacked; 37.8 MB today (botocore alone is 20.9 MB). A dependency that doubles it is a
 # decision to take on purpose: raise this bound in the same change, with the reason.
 UNPACKED_BUDGET_MB = 45
@@ -44,7 +44,7 @@ def pinned() -> dict[str, str]:
 
 def test_requirements_txt_is_the_one_the_lock_gives() -> None:
     result = subprocess.run(  # noqa: S603 - the project's own script
-        [sys.executable, str(GENERATOR), "--check"], capture_output=True, text=True, check=False
+        [sys.executable, str(LOCK_SCRIPT), "requirements", "--check"], capture_output=True, text=True, check=False
     )
 
     assert result.returncode == 0, result.stderr
@@ -69,12 +69,15 @@ def test_the_tests_run_the_locked_runtime_versions() -> None:
     assert installed == pinned()
 
 
-def test_makefile_bootstraps_the_locked_uv() -> None:
-    makefile = (REPO / "Makefile").read_text()
-    bootstrap = re.search(r"^UV_VERSION := (\S+)$", makefile, re.MULTILINE)
+def test_setup_bootstraps_the_locked_uv_with_its_hashes() -> None:
+    result = subprocess.run(  # noqa: S603 - the project's own script
+        [sys.executable, str(LOCK_SCRIPT), "bootstrap"], capture_output=True, text=True, check=True
+    )
+    pin, *hashes = result.stdout.split()
 
-    assert bootstrap is not None, "Makefile: UV_VERSION := <version> is missing"
-    assert bootstrap.group(1) == metadata.version("uv"), "UV_VERSION in the Makefile differs from uv in uv.lock"
+    assert pin == f"uv=={metadata.version('uv')}"
+    assert hashes, result.stdout
+    assert all(re.fullmatch(r"--hash=sha256:[0-9a-f]{64}", digest) for digest in hashes), hashes
 
 
 # --- the zip `chalice package` builds (slow: downloads the Lambda wheels) ----------------------------------
