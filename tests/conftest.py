@@ -8,8 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parent.parent
+
+# No per-example deadline: how long an example takes says how busy the machine is, not whether the code is right.
+settings.register_profile("gatehouse", deadline=None)
+settings.load_profile("gatehouse")
 # Sample events in the shapes AWS sends them, kept in the repository so the tests need nothing beside it.
 SHARED_EVENTS = REPO / "tests" / "data" / "events"
 
