@@ -8,9 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_EVENTS = REPO.parent / "shared" / "reference" / "events"
+
+# No per-example deadline: how long an example takes says how busy the machine is, not whether the code is right.
+settings.register_profile("gatehouse", deadline=None)
+settings.load_profile("gatehouse")
+# Sample events in the shapes AWS sends them, kept in the repository so the tests need nothing beside it.
+SHARED_EVENTS = REPO / "tests" / "data" / "events"
 
 
 @pytest.fixture(autouse=True)
@@ -40,6 +46,6 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def load_event(name: str) -> dict[str, Any]:
-    """A sample event from the shared reference (the shapes AWS sends)."""
+    """A sample event from tests/data/events (the shapes AWS sends)."""
     data: dict[str, Any] = json.loads((SHARED_EVENTS / f"{name}.json").read_text())
     return data
