@@ -14,10 +14,10 @@ from moto import mock_aws
 from chalicelib.adapters.idempotency import DynamoOnceGuard
 from chalicelib.adapters.sns import SnsNotifier
 from chalicelib.container import Services
-from chalicelib.core.clock import FakeClock
 from chalicelib.core.errors import ConfigurationError
 from chalicelib.core.notifications import Notification
 from chalicelib.core.settings import StageConfig
+from tests.clocks import RecordingClock
 
 CONFIG = StageConfig(
     settings_parameter="/gatehouse/test/settings",
@@ -35,7 +35,7 @@ def aws() -> Iterator[None]:
 
 
 def services() -> Services:
-    return Services(CONFIG, clock=FakeClock(), session=boto3.session.Session(region_name="us-east-1"))
+    return Services(CONFIG, clock=RecordingClock(), session=boto3.session.Session(region_name="us-east-1"))
 
 
 def put_settings(value: str) -> None:
