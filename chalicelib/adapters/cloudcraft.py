@@ -18,6 +18,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from chalicelib.core.clock import Clock, SystemClock
 from chalicelib.core.errors import ConfigurationError, GatehouseError
@@ -31,6 +32,7 @@ BACKOFF_BASE = 1.0
 BACKOFF_CAP = 20.0
 BODY_LIMIT = 500
 REDACTED = "[redacted]"
+POOL_SIZE = 32  # connections a client keeps open to Cloudcraft
 
 _ROLE_ARN_ACCOUNT = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/\S+$")
 _TAG = re.compile(r"<[^>]*>")
@@ -314,6 +316,16 @@ def _user_agent() -> str:
         return "gatehouse/lambda"
 
 
+def _pooled_session() -> requests.Session:
+    """A session keeping up to POOL_SIZE connections: concurrent callers (the fleet's 16 threads, overlapping
+    invocations in a warm container) reuse theirs instead of opening and dropping one per call past the tenth."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_maxsize=POOL_SIZE)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
 def _equal_jitter(delay: float) -> float:
     return random.uniform(delay / 2, delay)  # noqa: S311 - spreading retries, not cryptography
 
@@ -345,7 +357,7 @@ class CloudcraftClient:
         self._key = _Secret(api_key.strip())
         self.base_url = base_url.rstrip("/")
         self._own_session = session is None
-        self._session = session or requests.Session()
+        self._session = session or _pooled_session()
         self._timeout = timeout
         self._clock: Clock = clock or SystemClock()
         self._limiter = rate_limiter or RateLimiter(clock=self._clock)

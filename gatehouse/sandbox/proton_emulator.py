@@ -308,6 +308,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(
                 ERROR_STATUS.get(exc.code, HTTPStatus.BAD_REQUEST), {"__type": exc.code, "message": exc.message}
             )
+        except Exception:  # an emulator bug: answer it, so the connection stays usable and the client sees it
+            self._reply(
+                HTTPStatus.INTERNAL_SERVER_ERROR, {"__type": "InternalServerException", "message": "emulator error"}
+            )
 
     def do_GET(self) -> None:
         self._reply(HTTPStatus.NOT_FOUND, {"__type": "UnknownOperationException", "message": "POST only"})

@@ -117,7 +117,8 @@ def world() -> Iterator[World]:
             endpoint_url=emulator.endpoint_url,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
-            config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
+            # A connection per racing thread (the race tests run up to 62): none opened and dropped per call.
+            config=Config(retries={"total_max_attempts": 1, "mode": "standard"}, max_pool_connections=64),
         )
         ruleset = parse_ruleset(json.dumps(RULES))
         yield World(emulator, ProtonGateway(client), MemoryNotifier(), InMemoryOnceGuard(), [ruleset])
