@@ -30,7 +30,7 @@ class Api:
     def call(self, method: str, path: str, body: Any = None, *, key: str | None = None) -> requests.Response:
         token = key or self.key
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return self.session.request(method, self.url + path, json=body, headers=headers, timeout=5)
+        return self.session.request(method, self.url + path, json=body, headers=headers, timeout=60)  # a hang guard
 
 
 @pytest.fixture

@@ -349,7 +349,7 @@ def test_limiter_never_grants_more_than_its_limit_to_concurrent_callers() -> Non
     limiter = RateLimiter(20, 60.0, clock=_FrozenClock())
     granted: list[int] = []
     refused: list[int] = []
-    start = threading.Barrier(40)
+    start = threading.Barrier(40, timeout=120)  # a hang guard
 
     def worker(index: int) -> None:
         start.wait()
@@ -364,7 +364,8 @@ def test_limiter_never_grants_more_than_its_limit_to_concurrent_callers() -> Non
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(120)  # a hang guard
+        assert not thread.is_alive()
 
     assert len(granted) == 20
     assert len(refused) == 20
