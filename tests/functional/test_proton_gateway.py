@@ -243,7 +243,7 @@ def test_an_unreachable_endpoint_is_unavailable(emulator: ProtonEmulator) -> Non
 
 def raw_post(endpoint: str, target: str, body: Any, *, signed: bool = True) -> tuple[int, dict[str, str], Any]:
     host = endpoint.removeprefix("http://")
-    conn = http.client.HTTPConnection(host, timeout=5)
+    conn = http.client.HTTPConnection(host, timeout=60)  # a hang guard
     headers = {"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": target}
     if signed:
         headers["Authorization"] = "AWS4-HMAC-SHA256 Credential=testing/20261123/eu-west-1/proton/aws4_request"
