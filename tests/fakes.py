@@ -19,7 +19,7 @@ from chalicelib.approvals.service import Connection
 from chalicelib.core.errors import AccessRoleUnavailableError, AwsError
 from chalicelib.core.models import MemberAccount
 from chalicelib.core.notifications import Notification
-from chalicelib.core.settings import Settings
+from chalicelib.core.settings import Settings, StageConfig
 from chalicelib.planning.role import (
     INLINE_POLICY_NAME,
     MAX_SESSION_SECONDS,
@@ -29,6 +29,7 @@ from chalicelib.planning.role import (
     RoleChange,
     RoleSpec,
 )
+from tests.clocks import RecordingClock as VirtualRecordingClock
 
 T = TypeVar("T")
 
@@ -123,26 +124,11 @@ def top_of_range(low: float, high: float) -> float:
     return high
 
 
-class RecordingClock:
-    """Time that moves only when slept on or advanced; every sleep is recorded, none is real."""
+class RecordingClock(VirtualRecordingClock):
+    """The tests' recording virtual clock, starting at EPOCH so times in assertions are exact."""
 
     def __init__(self, start: datetime = EPOCH) -> None:
-        self._start = start
-        self._t = 0.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self._t
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self._t += max(seconds, 0.0)
-
-    def advance(self, seconds: float) -> None:
-        self._t += seconds
-
-    def now(self) -> datetime:
-        return self._start + timedelta(seconds=self._t)
+        super().__init__(start)
 
 
 class Script:
@@ -581,6 +567,7 @@ class FakeServices:
     cloudcraft_client: FakeCloudcraft = field(default_factory=FakeCloudcraft)
     ledger: FakeLedger = field(default_factory=FakeLedger)
     clock: RecordingClock = field(default_factory=RecordingClock)
+    config: StageConfig = field(default_factory=lambda: StageConfig.for_stage("test", "us-east-1"))
     notifier: FakeNotifier = field(default_factory=FakeNotifier)
     once: FakeOnceGuard = field(default_factory=FakeOnceGuard)
     work_queue: FakeWorkQueue = field(default_factory=FakeWorkQueue)
