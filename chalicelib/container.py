@@ -217,7 +217,6 @@ class Services:
     def offboarding(self, settings: Settings) -> Offboarding:
         return Offboarding(
             settings=settings,
-            directory=self.directory,
             member_session=self.member_session(settings),
             cloudcraft=self.cloudcraft(settings),
             ledger=self.ledger,

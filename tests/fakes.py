@@ -629,7 +629,6 @@ class FakeServices:
 
         return Offboarding(
             settings=settings,
-            directory=self.directory,
             member_session=self.members.session,
             cloudcraft=self.cloudcraft_client,
             ledger=self.ledger,

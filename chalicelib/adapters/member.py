@@ -113,7 +113,6 @@ class MemberAccess:
         self._jitter = jitter
         self._cache: dict[tuple[str, str], MemberSession] = {}
         self._lock = threading.Lock()
-        self.assume_calls = 0
 
     def session(
         self, account_id: str, role_names: Sequence[str], attempts: int, *, managed_role_name: str
@@ -159,7 +158,6 @@ class MemberAccess:
                 del self._cache[key]
 
     def _assume(self, account_id: str, role_name: str, managed_role_name: str) -> MemberSession:
-        self.assume_calls += 1
         response = self._sts.assume_role(
             RoleArn=f"arn:aws:iam::{account_id}:role/{role_name}",
             RoleSessionName=SESSION_NAME,

@@ -158,10 +158,6 @@ class RuleSet:
     # Rules that can apply to a given account, in document order: those naming it plus those naming no
     # account. Filled lazily, since most rule sets name far fewer accounts than they are asked about.
     _by_account: dict[str, tuple[CompiledRule, ...]] = field(default_factory=dict, repr=False)
-    _unscoped: tuple[CompiledRule, ...] = field(default=(), repr=False)
-
-    def __post_init__(self) -> None:
-        self._unscoped = tuple(rule for rule in self.rules if rule.account_ids is None)
 
     @property
     def mode(self) -> Mode:
