@@ -6,8 +6,8 @@ import json
 import logging
 import random
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib.adapters.aws import CLIENT_CONFIG, error_code, translate
 from chalicelib.core.clock import Clock
 from chalicelib.core.errors import AccessRoleUnavailableError
+from chalicelib.core.retry import Backoff, Jitter
 from chalicelib.planning.role import (
     INLINE_POLICY_NAME,
     MAX_SESSION_SECONDS,
@@ -34,6 +35,8 @@ log = logging.getLogger("gatehouse.member")
 REFUSALS = frozenset({"AccessDenied", "AccessDeniedException"})
 SESSION_NAME = "gatehouse"
 CREDENTIAL_MARGIN_SECONDS = 300
+# Waits between rounds of refused AssumeRole calls: 2 s, 4 s, 8 s, then 15 s at most (before jitter).
+ASSUME_ROLE_BACKOFF = Backoff(base=2.0, cap=15.0)
 # Everything Gatehouse does inside a member account. The access role there is usually admin; this session
 # policy cuts the assumed session down to these actions on the Cloudcraft role alone.
 MEMBER_IAM_ACTIONS = (
@@ -99,18 +102,14 @@ class MemberAccess:
         clock: Clock,
         *,
         session: boto3.session.Session | None = None,
-        base_delay: float = 2.0,
-        max_delay: float = 15.0,
-        jitter: Callable[[float, float], float] = random.uniform,
+        jitter: Jitter = random.uniform,
     ) -> None:
         self._sts = sts_client
         self._clock = clock
         # Member clients are built from one session, so botocore loads the IAM model once, not per account.
         self._session = session or boto3.session.Session()
         self._client_lock = threading.Lock()  # boto3 sessions are not thread-safe for client creation
-        self._base_delay = base_delay
-        self._max_delay = max_delay
-        self._jitter = jitter
+        self._backoff = replace(ASSUME_ROLE_BACKOFF, jitter=jitter)
         self._cache: dict[tuple[str, str], MemberSession] = {}
         self._lock = threading.Lock()
 
@@ -130,6 +129,7 @@ class MemberAccess:
         ):
             return cached
         refusals: list[str] = []
+        backoff = replace(self._backoff, attempts=attempts)
         for attempt in range(1, attempts + 1):
             for role_name in role_names:
                 try:
@@ -142,9 +142,8 @@ class MemberAccess:
                 with self._lock:
                     self._cache[cache_key] = member
                 return member
-            if attempt < attempts:
-                ceiling = min(self._max_delay, self._base_delay * 2 ** (attempt - 1))
-                delay = self._jitter(ceiling / 2, ceiling)  # "equal jitter": never zero, never over the cap
+            if not backoff.exhausted(attempt):
+                delay = backoff.delay(attempt)
                 log.info("access role refused in %s, retrying in %.1fs", account_id, delay)
                 self._clock.sleep(delay)
         raise AccessRoleUnavailableError(

@@ -104,7 +104,7 @@ def make_client(session: ScriptedSession, clock: FakeClock | None = None, **kwar
         session=session,
         clock=clock,
         rate_limiter=RateLimiter(1000, 1.0, clock=clock),
-        jitter=lambda delay: delay,
+        jitter=lambda low, high: high,
         **kwargs,
     )
 
@@ -579,7 +579,7 @@ def test_jitter_decides_the_actual_wait() -> None:
         session=session,
         clock=clock,
         rate_limiter=RateLimiter(1000, 1.0, clock=clock),
-        jitter=lambda delay: delay / 4,
+        jitter=lambda low, high: high / 4,
     )
 
     client.list_accounts()
