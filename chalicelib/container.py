@@ -9,9 +9,8 @@ from functools import cached_property
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.adapters.aws import CLIENT_CONFIG, translate
+from chalicelib.adapters.aws import CLIENT_CONFIG, aws_call
 from chalicelib.adapters.cloudcraft.client import MAX_RETRY_AFTER, CloudcraftClient
 from chalicelib.adapters.cloudcraft.limiter import RateLimiter
 from chalicelib.adapters.idempotency import DynamoOnceGuard
@@ -84,10 +83,8 @@ class Services:
 
     @cached_property
     def this_account_id(self) -> str:
-        try:
+        with aws_call("sts:GetCallerIdentity"):
             return str(self.client("sts").get_caller_identity()["Account"])
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, "sts:GetCallerIdentity") from exc
 
     @cached_property
     def _ssm(self) -> Any:

@@ -360,7 +360,10 @@ def run_test(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     """Read the deployed rule set from SSM; exit 1 when it is missing, unreadable or invalid."""
     import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError
+
+    from chalicelib.adapters.aws import aws_call
+    from chalicelib.core.errors import AwsError
 
     # Read here, when the command runs: never at import.
     name = args.parameter or os.environ.get(RULES_PARAMETER_ENV) or DEFAULT_RULES_PARAMETER
@@ -370,8 +373,9 @@ def run_show(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot create an SSM client: {exc}") from None
     if args.raw:
         try:
-            value = client.get_parameter(Name=name, WithDecryption=True)["Parameter"].get("Value", "")
-        except (ClientError, BotoCoreError) as exc:
+            with aws_call(f"ssm:GetParameter {name}"):
+                value = client.get_parameter(Name=name, WithDecryption=True)["Parameter"].get("Value", "")
+        except AwsError as exc:
             print(f"ssm:{name}: cannot be read: {exc}", file=sys.stderr)
             return EXIT_FINDINGS
         try:
