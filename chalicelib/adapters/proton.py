@@ -22,6 +22,7 @@ from chalicelib.approvals.errors import (
 )
 from chalicelib.approvals.service import Connection
 from chalicelib.core.errors import EventParseError
+from chalicelib.core.ids import parse_arn
 from chalicelib.events import PROTON_CONNECTION_PATTERN, PROTON_DETAIL_TYPE
 
 if TYPE_CHECKING:
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
 
 EVENT_KIND = "proton-connection"
 CONNECTION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-# arn:aws:proton:<region>:<environment account>:environment-account-connection/<id>
-CONNECTION_ARN_REGION = re.compile(r"^arn:[^:]+:proton:([a-z0-9-]+):")
 
 DETAIL_TYPE = PROTON_DETAIL_TYPE
 EVENT_PATTERN = PROTON_CONNECTION_PATTERN
@@ -142,8 +141,10 @@ class ProtonGateway:
         return self._connection(dict(response["environmentAccountConnection"]))
 
     def _connection(self, raw: dict[str, Any]) -> Connection:
-        match = CONNECTION_ARN_REGION.match(str(raw.get("arn", "")))
-        region = match.group(1) if match else self._client.meta.region_name
+        # arn:aws:proton:<region>:<environment account>:environment-account-connection/<id>
+        arn = parse_arn(raw.get("arn"))
+        region = arn.region if arn is not None and arn.service == "proton" and arn.region else None
+        region = region or self._client.meta.region_name
         request = ConnectionRequest(
             id=str(raw["id"]),
             environment_account_id=str(raw.get("environmentAccountId", "")),
