@@ -4,7 +4,7 @@ engine reads, with the backtracking regex they replace as the baseline in the sa
 Run: .venv/bin/python benchmarks/glob.py   (or `make bench`). Offline and pure: no sandbox needed.
 
 Limits used (looked up, not assumed): a rule glob is at most 512 characters (the schema's pattern limit,
-checked below through the parser); a role ARN is at most 2,048 characters (`engine.ROLE_ARN_MAX`), so the
+checked below through the parser); a role ARN is at most 2,048 characters (`ids.MAX_ARN_LENGTH`), so the
 role path plus name a glob is matched against is at most 2,017 characters.
 
 1. The reported attack: `*/*/*/*/deploy*` against a role path without "deploy", per match. The old regex
@@ -30,16 +30,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chalicelib.approvals.engine import ROLE_ARN_MAX, ConnectionRequest, _facts, decide
+from chalicelib.approvals.engine import ConnectionRequest, _facts, decide
 from chalicelib.approvals.glob import Glob
 from chalicelib.approvals.rules.compile import RuleSet, compile_conditions, compile_document, parse_ruleset
 from chalicelib.approvals.rules.schema import RuleDocument
+from chalicelib.core.ids import MAX_ARN_LENGTH
 
 ACCOUNT = "444444444444"
 MANAGEMENT = "111111111111"
 ARN_PREFIX = f"arn:aws:iam::{ACCOUNT}:role/"
 PATTERN_MAX = 512
-ROLE_VALUE_MAX = ROLE_ARN_MAX - len(ARN_PREFIX)
+ROLE_VALUE_MAX = MAX_ARN_LENGTH - len(ARN_PREFIX)
 RULES = 200
 TARGET_MS = 1.0
 
@@ -267,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     check_pattern_limit()
-    print(f"limits: glob {PATTERN_MAX} characters (schema); role path+name {ROLE_VALUE_MAX} (ARN {ROLE_ARN_MAX})")
+    print(f"limits: glob {PATTERN_MAX} characters (schema); role path+name {ROLE_VALUE_MAX} (ARN {MAX_ARN_LENGTH})")
     reported_attack(args.old_lengths)
     worst_s = decisions(args.old_decision_length)
     if not args.no_ceiling:

@@ -10,9 +10,8 @@ from functools import cached_property
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.adapters.aws import CLIENT_CONFIG, translate
+from chalicelib.adapters.aws import CLIENT_CONFIG, aws_call
 from chalicelib.adapters.cloudcraft.client import MAX_RETRY_AFTER, CloudcraftClient
 from chalicelib.adapters.cloudcraft.limiter import RateLimiter
 from chalicelib.adapters.idempotency import DynamoOnceGuard
@@ -92,10 +91,8 @@ class Services:
 
     @cached_property
     def this_account_id(self) -> str:
-        try:
+        with aws_call("sts:GetCallerIdentity"):
             return str(self.client("sts").get_caller_identity()["Account"])
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, "sts:GetCallerIdentity") from exc
 
     @cached_property
     def _ssm(self) -> Any:
@@ -174,7 +171,7 @@ class Services:
                     rate_limiter=limiter,
                     clock=self.clock,
                     max_rate_limit_wait=0.0 if self.hand_back_rate_limits else MAX_RETRY_AFTER,
-                    jitter=lambda delay: self.rng.uniform(delay / 2, delay),  # equal jitter, as by default
+                    jitter=self.rng.uniform,
                 )
                 self._cloudcraft = (fingerprint, client)
             return self._cloudcraft[1]
@@ -227,7 +224,6 @@ class Services:
     def offboarding(self, settings: Settings) -> Offboarding:
         return Offboarding(
             settings=settings,
-            directory=self.directory,
             member_session=self.member_session(settings),
             cloudcraft=self.cloudcraft(settings),
             ledger=self.ledger,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from chalicelib.core.errors import EventParseError
+from chalicelib.core.ids import is_account_id
 
-ACCOUNT_ID = re.compile(r"^\d{12}$")
 REDACTED = "****"
 
 # Event names Gatehouse onboards on, and those it offboards on.
@@ -128,7 +127,7 @@ def _envelope(raw: Any) -> tuple[str, dict[str, Any], str]:
 
 def _account_id(value: Any, where: str) -> str:
     text = str(value).strip() if value is not None else ""
-    if not ACCOUNT_ID.match(text):
+    if not is_account_id(text):
         raise EventParseError(f"{where} is {value!r}, not a 12-digit AWS account ID")
     return text
 

@@ -16,6 +16,7 @@ from chalicelib.approvals.notifications import explain
 from chalicelib.approvals.rules.compile import RuleSet, load_rules_from_ssm, parse_ruleset
 from chalicelib.approvals.rules.lint import LintFinding, lint
 from chalicelib.approvals.rules.schema import CONDITION_FIELDS, Rule, RuleSetProblem
+from chalicelib.core.ids import is_account_id
 from chalicelib.core.models import MemberAccount
 
 RULES_PARAMETER_ENV = "GATEHOUSE_RULES_PARAMETER"
@@ -181,7 +182,7 @@ def load_state(raw: Any) -> tuple[dict[str, MemberAccount], str]:
     if not isinstance(listed, list):
         raise UsageError("organization.accounts must be a list of {id, name, ou, tags, status}")
     for index, item in enumerate(listed):
-        if not isinstance(item, dict) or not str(item.get("id", "")).isdigit() or len(str(item["id"])) != 12:
+        if not isinstance(item, dict) or not is_account_id(str(item.get("id", ""))):
             raise UsageError(f"organization.accounts[{index}] needs an 'id' of 12 digits")
         account_id = str(item["id"])
         tags = item.get("tags") or {}
@@ -360,7 +361,10 @@ def run_test(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     """Read the deployed rule set from SSM; exit 1 when it is missing, unreadable or invalid."""
     import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError
+
+    from chalicelib.adapters.aws import aws_call
+    from chalicelib.core.errors import AwsError
 
     # Read here, when the command runs: never at import.
     name = args.parameter or os.environ.get(RULES_PARAMETER_ENV) or DEFAULT_RULES_PARAMETER
@@ -370,8 +374,9 @@ def run_show(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot create an SSM client: {exc}") from None
     if args.raw:
         try:
-            value = client.get_parameter(Name=name, WithDecryption=True)["Parameter"].get("Value", "")
-        except (ClientError, BotoCoreError) as exc:
+            with aws_call(f"ssm:GetParameter {name}"):
+                value = client.get_parameter(Name=name, WithDecryption=True)["Parameter"].get("Value", "")
+        except AwsError as exc:
             print(f"ssm:{name}: cannot be read: {exc}", file=sys.stderr)
             return EXIT_FINDINGS
         try:

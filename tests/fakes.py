@@ -51,66 +51,6 @@ class Reg:
         return parts[4] if len(parts) > 5 else None
 
 
-class InMemoryOnceGuard:
-    """chalicelib.adapters.idempotency.OnceGuard in memory: a duplicate still running raises as Powertools does."""
-
-    def __init__(self) -> None:
-        self._done: dict[str, Any] = {}
-        self._running: set[str] = set()
-        self._lock = threading.Lock()
-
-    def run_once(self, key: str, fn: Callable[[], T]) -> T:
-        with self._lock:
-            if key in self._done:
-                done: T = self._done[key]
-                return done
-            if key in self._running:
-                raise IdempotencyAlreadyInProgressError(key)
-            self._running.add(key)
-        try:
-            result = fn()
-        finally:
-            with self._lock:
-                self._running.discard(key)
-        with self._lock:
-            self._done[key] = result
-        return result
-
-
-class MemoryLedger:
-    """chalicelib.adapters.ledger.Ledger in memory."""
-
-    def __init__(self, records: dict[str, str] | None = None) -> None:
-        self._records = dict(records or {})
-        self._lock = threading.Lock()
-
-    def record(self, aws_account_id: str, registration_id: str) -> None:
-        with self._lock:
-            self._records[aws_account_id] = registration_id
-
-    def lookup(self, aws_account_id: str) -> str | None:
-        with self._lock:
-            return self._records.get(aws_account_id)
-
-    def forget(self, aws_account_id: str) -> None:
-        with self._lock:
-            self._records.pop(aws_account_id, None)
-
-    def owned(self) -> dict[str, str]:
-        with self._lock:
-            return dict(self._records)
-
-
-class MemoryNotifier:
-    """chalicelib.core.notifications.Notifier in memory: what was published, in order."""
-
-    def __init__(self) -> None:
-        self.sent: list[Notification] = []
-
-    def publish(self, notification: Notification) -> None:
-        self.sent.append(notification)
-
-
 # =========================================================================================================
 # In-memory fakes of the adapter protocols, for direct tests of the use cases: no moto, no HTTP, no sleeps.
 # Each records what was asked of it and fails on demand, so a test can say what was written and what was not.
@@ -437,20 +377,24 @@ class FakeOnceGuard:
         self.running: set[str] = set()
         self.runs: list[str] = []  # keys whose job actually ran
         self.contexts: list[Any] = []
+        self._lock = threading.Lock()  # duplicates may be delivered from several threads at once
 
     def run_once(self, key: str, fn: Callable[[], T]) -> T:
-        if key in self.done:
-            saved: T = self.done[key]
-            return saved
-        if key in self.running:
-            raise IdempotencyAlreadyInProgressError(f"{key} is in progress")
-        self.runs.append(key)
-        self.running.add(key)
+        with self._lock:
+            if key in self.done:
+                saved: T = self.done[key]
+                return saved
+            if key in self.running:
+                raise IdempotencyAlreadyInProgressError(f"{key} is in progress")
+            self.runs.append(key)
+            self.running.add(key)
         try:
             result = fn()
         finally:
-            self.running.discard(key)
-        self.done[key] = result
+            with self._lock:
+                self.running.discard(key)
+        with self._lock:
+            self.done[key] = result
         return result
 
     def register_lambda_context(self, context: Any) -> None:
@@ -616,7 +560,6 @@ class FakeServices:
 
         return Offboarding(
             settings=settings,
-            directory=self.directory,
             member_session=self.members.session,
             cloudcraft=self.cloudcraft_client,
             ledger=self.ledger,

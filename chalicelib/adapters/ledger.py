@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from chalicelib.adapters.aws import translate
+from chalicelib.adapters.aws import aws_call
 
 PREFIX = "registration#"
 
@@ -27,7 +25,7 @@ class DynamoLedger:
         self._table = table_name
 
     def record(self, aws_account_id: str, registration_id: str) -> None:
-        try:
+        with aws_call("dynamodb:PutItem (ownership record)"):
             self._ddb.put_item(
                 TableName=self._table,
                 Item={
@@ -36,25 +34,19 @@ class DynamoLedger:
                     "aws_account_id": {"S": aws_account_id},
                 },
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, "dynamodb:PutItem (ownership record)") from exc
 
     def lookup(self, aws_account_id: str) -> str | None:
-        try:
+        with aws_call("dynamodb:GetItem (ownership record)"):
             item = self._ddb.get_item(TableName=self._table, Key={"id": {"S": PREFIX + aws_account_id}}).get("Item")
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, "dynamodb:GetItem (ownership record)") from exc
         return item["registration_id"]["S"] if item else None
 
     def forget(self, aws_account_id: str) -> None:
-        try:
+        with aws_call("dynamodb:DeleteItem (ownership record)"):
             self._ddb.delete_item(TableName=self._table, Key={"id": {"S": PREFIX + aws_account_id}})
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, "dynamodb:DeleteItem (ownership record)") from exc
 
     def owned(self) -> dict[str, str]:
         found: dict[str, str] = {}
-        try:
+        with aws_call("dynamodb:Scan (ownership records)"):
             for page in self._ddb.get_paginator("scan").paginate(
                 TableName=self._table,
                 FilterExpression="begins_with(#id, :prefix)",
@@ -64,6 +56,4 @@ class DynamoLedger:
             ):
                 for item in page.get("Items", []):
                     found[item["aws_account_id"]["S"]] = item["registration_id"]["S"]
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, "dynamodb:Scan (ownership records)") from exc
         return found

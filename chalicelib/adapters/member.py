@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.adapters.aws import CLIENT_CONFIG, error_code, translate
+from chalicelib.adapters.aws import CLIENT_CONFIG, aws_call
 from chalicelib.core.clock import Clock
-from chalicelib.core.errors import AccessRoleUnavailableError
+from chalicelib.core.errors import AccessRoleUnavailableError, AwsAccessDeniedError, AwsNotFoundError
+from chalicelib.core.retry import Backoff, Jitter
 from chalicelib.planning.role import (
     INLINE_POLICY_NAME,
     MAX_SESSION_SECONDS,
@@ -30,10 +31,10 @@ from chalicelib.planning.role import (
 )
 
 log = logging.getLogger("gatehouse.member")
-# A fresh account's access role refuses AssumeRole with AccessDenied for a while after creation.
-REFUSALS = frozenset({"AccessDenied", "AccessDeniedException"})
 SESSION_NAME = "gatehouse"
 CREDENTIAL_MARGIN_SECONDS = 300
+# Waits between rounds of refused AssumeRole calls: 2 s, 4 s, 8 s, then 15 s at most (before jitter).
+ASSUME_ROLE_BACKOFF = Backoff(base=2.0, cap=15.0)
 # Everything Gatehouse does inside a member account. The access role there is usually admin; this session
 # policy cuts the assumed session down to these actions on the Cloudcraft role alone.
 MEMBER_IAM_ACTIONS = (
@@ -99,21 +100,16 @@ class MemberAccess:
         clock: Clock,
         *,
         session: boto3.session.Session | None = None,
-        base_delay: float = 2.0,
-        max_delay: float = 15.0,
-        jitter: Callable[[float, float], float] = random.uniform,
+        jitter: Jitter = random.uniform,
     ) -> None:
         self._sts = sts_client
         self._clock = clock
         # Member clients are built from one session, so botocore loads the IAM model once, not per account.
         self._session = session or boto3.session.Session()
         self._client_lock = threading.Lock()  # boto3 sessions are not thread-safe for client creation
-        self._base_delay = base_delay
-        self._max_delay = max_delay
-        self._jitter = jitter
+        self._backoff = replace(ASSUME_ROLE_BACKOFF, jitter=jitter)
         self._cache: dict[tuple[str, str], MemberSession] = {}
         self._lock = threading.Lock()
-        self.assume_calls = 0
 
     def session(
         self, account_id: str, role_names: Sequence[str], attempts: int, *, managed_role_name: str
@@ -131,21 +127,21 @@ class MemberAccess:
         ):
             return cached
         refusals: list[str] = []
+        backoff = replace(self._backoff, attempts=attempts)
         for attempt in range(1, attempts + 1):
             for role_name in role_names:
                 try:
-                    member = self._assume(account_id, role_name, managed_role_name)
-                except ClientError as exc:
-                    if error_code(exc) not in REFUSALS:
-                        raise translate(exc, f"sts:AssumeRole {role_name} in {account_id}") from exc
+                    with aws_call(f"sts:AssumeRole {role_name} in {account_id}"):
+                        member = self._assume(account_id, role_name, managed_role_name)
+                except AwsAccessDeniedError:
+                    # A fresh account's access role refuses AssumeRole with AccessDenied for a while after creation.
                     refusals.append(f"{role_name} (attempt {attempt})")
                     continue
                 with self._lock:
                     self._cache[cache_key] = member
                 return member
-            if attempt < attempts:
-                ceiling = min(self._max_delay, self._base_delay * 2 ** (attempt - 1))
-                delay = self._jitter(ceiling / 2, ceiling)  # "equal jitter": never zero, never over the cap
+            if not backoff.exhausted(attempt):
+                delay = backoff.delay(attempt)
                 log.info("access role refused in %s, retrying in %.1fs", account_id, delay)
                 self._clock.sleep(delay)
         raise AccessRoleUnavailableError(
@@ -159,7 +155,6 @@ class MemberAccess:
                 del self._cache[key]
 
     def _assume(self, account_id: str, role_name: str, managed_role_name: str) -> MemberSession:
-        self.assume_calls += 1
         response = self._sts.assume_role(
             RoleArn=f"arn:aws:iam::{account_id}:role/{role_name}",
             RoleSessionName=SESSION_NAME,
@@ -188,27 +183,24 @@ class MemberIam:
     def read_role(self, role_name: str, *, inline_documents: bool) -> ObservedRole | None:
         """The role, its attached and inline policies, or None when it does not exist."""
         try:
-            role = self._iam.get_role(RoleName=role_name)["Role"]
-            attached = [
-                policy["PolicyArn"]
-                for page in self._iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_name)
-                for policy in page["AttachedPolicies"]
-            ]
-            inline_names = [
-                name
-                for page in self._iam.get_paginator("list_role_policies").paginate(RoleName=role_name)
-                for name in page["PolicyNames"]
-            ]
-            inline: dict[str, dict[str, Any] | None] = dict.fromkeys(inline_names)
-            if inline_documents and INLINE_POLICY_NAME in inline:
-                document = self._iam.get_role_policy(RoleName=role_name, PolicyName=INLINE_POLICY_NAME)
-                inline[INLINE_POLICY_NAME] = _as_document(document["PolicyDocument"])
-        except ClientError as exc:
-            if error_code(exc) == "NoSuchEntity":
-                return None
-            raise translate(exc, f"iam read of role {role_name} in {self.account_id}") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, f"iam read of role {role_name} in {self.account_id}") from exc
+            with aws_call(f"iam read of role {role_name} in {self.account_id}"):
+                role = self._iam.get_role(RoleName=role_name)["Role"]
+                attached = [
+                    policy["PolicyArn"]
+                    for page in self._iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_name)
+                    for policy in page["AttachedPolicies"]
+                ]
+                inline_names = [
+                    name
+                    for page in self._iam.get_paginator("list_role_policies").paginate(RoleName=role_name)
+                    for name in page["PolicyNames"]
+                ]
+                inline: dict[str, dict[str, Any] | None] = dict.fromkeys(inline_names)
+                if inline_documents and INLINE_POLICY_NAME in inline:
+                    document = self._iam.get_role_policy(RoleName=role_name, PolicyName=INLINE_POLICY_NAME)
+                    inline[INLINE_POLICY_NAME] = _as_document(document["PolicyDocument"])
+        except AwsNotFoundError:  # NoSuchEntity: no such role
+            return None
         return ObservedRole(
             role_name=role_name,
             trust_policy=_as_document(role.get("AssumeRolePolicyDocument") or {}),
@@ -223,7 +215,7 @@ class MemberIam:
         name = spec.role_name
         trust = json.dumps(spec.trust_policy())
         owner_tag = [{"Key": OWNER_TAG, "Value": OWNER_TAG_VALUE}]
-        try:
+        with aws_call(f"iam change of role {name} in {self.account_id}"):
             for change in changes:
                 if change.kind == "create-role":
                     self._iam.create_role(
@@ -251,21 +243,17 @@ class MemberIam:
                     self._iam.delete_role_policy(RoleName=name, PolicyName=change.detail)
                 elif change.kind == "tag-owner":
                     self._iam.tag_role(RoleName=name, Tags=owner_tag)
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, f"iam change of role {name} in {self.account_id}") from exc
 
     def delete_role(self, observed: ObservedRole) -> None:
         """Delete a role Gatehouse owns: policies first, as IAM requires."""
         name = observed.role_name
-        try:
+        # A role or policy already gone (NoSuchEntity) is the goal reached.
+        with contextlib.suppress(AwsNotFoundError), aws_call(f"iam deletion of role {name} in {self.account_id}"):
             for arn in observed.managed_policy_arns:
                 self._iam.detach_role_policy(RoleName=name, PolicyArn=arn)
             for policy_name in observed.inline_policies:
                 self._iam.delete_role_policy(RoleName=name, PolicyName=policy_name)
             self._iam.delete_role(RoleName=name)
-        except ClientError as exc:
-            if error_code(exc) != "NoSuchEntity":
-                raise translate(exc, f"iam deletion of role {name} in {self.account_id}") from exc
 
     def _put_inline(self, spec: RoleSpec) -> None:
         self._iam.put_role_policy(

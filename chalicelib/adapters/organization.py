@@ -6,9 +6,8 @@ import threading
 from dataclasses import replace
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from chalicelib.adapters.aws import error_code, translate
+from chalicelib.adapters.aws import aws_call
+from chalicelib.core.errors import AwsNotFoundError
 from chalicelib.core.models import MemberAccount
 
 
@@ -25,13 +24,10 @@ class OrganizationDirectory:
     def describe(self, account_id: str) -> MemberAccount | None:
         """The account with its OU chain and tags, or None when it is not a member of this Organization."""
         try:
-            account = self._client.describe_account(AccountId=account_id)["Account"]
-        except ClientError as exc:
-            if error_code(exc) == "AccountNotFoundException":
-                return None
-            raise translate(exc, f"organizations:DescribeAccount {account_id}") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, f"organizations:DescribeAccount {account_id}") from exc
+            with aws_call(f"organizations:DescribeAccount {account_id}"):
+                account = self._client.describe_account(AccountId=account_id)["Account"]
+        except AwsNotFoundError:  # AccountNotFoundException
+            return None
         ou_chain = self._ou_chain(account_id)
         return MemberAccount(
             is_management=account_id == self.management_account_id(),
@@ -46,7 +42,7 @@ class OrganizationDirectory:
     def list_members(self, *, with_tags: bool = True) -> list[MemberAccount]:
         """Every account of the Organization with its OU chain, walking the tree once (no per-account lookups
         but the tags, which Organizations lists only one resource at a time)."""
-        try:
+        with aws_call("organizations tree walk"):
             root_id = self._client.list_roots()["Roots"][0]["Id"]
             members: list[MemberAccount] = []
             pending: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [(root_id, (), ())]
@@ -71,8 +67,6 @@ class OrganizationDirectory:
                             self._ou_names[unit["Id"]] = unit["Name"]
                             self._parents[unit["Id"]] = parent_id if parent_id.startswith("ou-") else None
                         pending.append((unit["Id"], (*ou_ids, unit["Id"]), (*ou_names, unit["Name"])))
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, "organizations tree walk") from exc
         if with_tags:
             members = [replace(member, tags=self.tags(member.account_id)) for member in members]
         return sorted(members, key=lambda member: member.account_id)
@@ -81,21 +75,17 @@ class OrganizationDirectory:
         with self._lock:
             if self._management is not None:
                 return self._management
-        try:
+        with aws_call("organizations:DescribeOrganization"):
             organization = self._client.describe_organization()["Organization"]
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, "organizations:DescribeOrganization") from exc
         with self._lock:
             self._management = str(organization.get("MasterAccountId") or "")
         return self._management
 
     def tags(self, resource_id: str) -> dict[str, str]:
         tags: dict[str, str] = {}
-        try:
+        with aws_call(f"organizations:ListTagsForResource {resource_id}"):
             for page in self._client.get_paginator("list_tags_for_resource").paginate(ResourceId=resource_id):
                 tags.update({tag["Key"]: tag["Value"] for tag in page.get("Tags", [])})
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, f"organizations:ListTagsForResource {resource_id}") from exc
         return tags
 
     def _parent_of(self, child_id: str) -> str | None:
@@ -103,10 +93,8 @@ class OrganizationDirectory:
         with self._lock:
             if child_id in self._parents:
                 return self._parents[child_id]
-        try:
+        with aws_call(f"organizations:ListParents {child_id}"):
             parents = self._client.list_parents(ChildId=child_id)["Parents"]
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, f"organizations:ListParents {child_id}") from exc
         parent = parents[0] if parents else None
         parent_id = parent["Id"] if parent and parent.get("Type") == "ORGANIZATIONAL_UNIT" else None
         if child_id.startswith("ou-"):  # accounts move; OUs almost never do, so only those are cached
@@ -118,10 +106,8 @@ class OrganizationDirectory:
         with self._lock:
             if ou_id in self._ou_names:
                 return self._ou_names[ou_id]
-        try:
+        with aws_call(f"organizations:DescribeOrganizationalUnit {ou_id}"):
             unit = self._client.describe_organizational_unit(OrganizationalUnitId=ou_id)["OrganizationalUnit"]
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, f"organizations:DescribeOrganizationalUnit {ou_id}") from exc
         name = str(unit.get("Name") or ou_id)
         with self._lock:
             self._ou_names[ou_id] = name

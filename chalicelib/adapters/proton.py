@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.adapters.aws import aws_call
 from chalicelib.approvals.engine import ConnectionRequest
 from chalicelib.approvals.errors import (
     ConnectionConflict,
@@ -19,6 +22,7 @@ from chalicelib.approvals.errors import (
 )
 from chalicelib.approvals.service import Connection
 from chalicelib.core.errors import EventParseError
+from chalicelib.core.ids import parse_arn
 from chalicelib.events import PROTON_CONNECTION_PATTERN, PROTON_DETAIL_TYPE
 
 if TYPE_CHECKING:
@@ -26,8 +30,6 @@ if TYPE_CHECKING:
 
 EVENT_KIND = "proton-connection"
 CONNECTION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-# arn:aws:proton:<region>:<environment account>:environment-account-connection/<id>
-CONNECTION_ARN_REGION = re.compile(r"^arn:[^:]+:proton:([a-z0-9-]+):")
 
 DETAIL_TYPE = PROTON_DETAIL_TYPE
 EVENT_PATTERN = PROTON_CONNECTION_PATTERN
@@ -103,10 +105,8 @@ class ProtonGateway:
             raise ConnectionNotFound(
                 f"{connection_id!r} is not a Proton connection ID", "ValidationException", connection_id
             )
-        try:
+        with _proton_call("GetEnvironmentAccountConnection", connection_id):
             response = self._client.get_environment_account_connection(id=connection_id)
-        except (ClientError, BotoCoreError) as exc:
-            _raise(exc, "GetEnvironmentAccountConnection", connection_id)
         return self._connection(dict(response["environmentAccountConnection"]))
 
     def list_pending(self) -> list[str]:
@@ -116,7 +116,7 @@ class ProtonGateway:
         """
         ids: list[str] = []
         seen: set[str] = set()
-        try:
+        with _proton_call("ListEnvironmentAccountConnections", None):
             paginator = self._client.get_paginator("list_environment_account_connections")
             pages = paginator.paginate(
                 requestedBy="MANAGEMENT_ACCOUNT",
@@ -128,27 +128,23 @@ class ProtonGateway:
                     if summary["id"] not in seen:
                         seen.add(summary["id"])
                         ids.append(summary["id"])
-        except (ClientError, BotoCoreError) as exc:
-            _raise(exc, "ListEnvironmentAccountConnections", None)
         return ids
 
     def accept(self, connection_id: str) -> Connection:
-        try:
+        with _proton_call("AcceptEnvironmentAccountConnection", connection_id):
             response = self._client.accept_environment_account_connection(id=connection_id)
-        except (ClientError, BotoCoreError) as exc:
-            _raise(exc, "AcceptEnvironmentAccountConnection", connection_id)
         return self._connection(dict(response["environmentAccountConnection"]))
 
     def reject(self, connection_id: str) -> Connection:
-        try:
+        with _proton_call("RejectEnvironmentAccountConnection", connection_id):
             response = self._client.reject_environment_account_connection(id=connection_id)
-        except (ClientError, BotoCoreError) as exc:
-            _raise(exc, "RejectEnvironmentAccountConnection", connection_id)
         return self._connection(dict(response["environmentAccountConnection"]))
 
     def _connection(self, raw: dict[str, Any]) -> Connection:
-        match = CONNECTION_ARN_REGION.match(str(raw.get("arn", "")))
-        region = match.group(1) if match else self._client.meta.region_name
+        # arn:aws:proton:<region>:<environment account>:environment-account-connection/<id>
+        arn = parse_arn(raw.get("arn"))
+        region = arn.region if arn is not None and arn.service == "proton" and arn.region else None
+        region = region or self._client.meta.region_name
         request = ConnectionRequest(
             id=str(raw["id"]),
             environment_account_id=str(raw.get("environmentAccountId", "")),
@@ -162,20 +158,29 @@ class ProtonGateway:
         return Connection(request=request, status=str(raw.get("status", "")))
 
 
-def _raise(exc: ClientError | BotoCoreError, operation: str, connection_id: str | None) -> NoReturn:
-    """The one place Proton's failures become the project's errors."""
+def _proton_call(operation: str, connection_id: str | None) -> AbstractContextManager[None]:
     about = f" {connection_id}" if connection_id else ""
+    return aws_call(
+        f"proton:{operation}{about}",
+        errors=partial(_gateway_error, operation=operation, connection_id=connection_id),
+    )
+
+
+def _gateway_error(
+    exc: ClientError | BotoCoreError, doing: str, *, operation: str, connection_id: str | None
+) -> GatewayError:
+    """The one place Proton's failures become the project's errors."""
     if isinstance(exc, BotoCoreError):
-        raise GatewayUnavailable(f"proton:{operation}{about}: {exc}", type(exc).__name__, connection_id) from exc
+        return GatewayUnavailable(f"{doing}: {exc}", type(exc).__name__, connection_id)
     error = exc.response.get("Error", {})
     code = str(error.get("Code", "")) or "Unknown"
-    message = f"proton:{operation}{about}: {code}: {error.get('Message', '')}"
+    message = f"{doing}: {code}: {error.get('Message', '')}"
     if code == "ValidationException" and operation in (
         "AcceptEnvironmentAccountConnection",
         "RejectEnvironmentAccountConnection",
     ):
         # The ID was valid for the Get just before, so the state moved on: someone else decided first.
-        raise ConnectionStateChanged(message, code, connection_id) from exc
+        return ConnectionStateChanged(message, code, connection_id)
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     error_class = _BY_CODE.get(code) or (GatewayUnavailable if status >= 500 else GatewayError)
-    raise error_class(message, code, connection_id) from exc
+    return error_class(message, code, connection_id)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from chalicelib.adapters.aws import translate
+from chalicelib.adapters.aws import aws_call
 from chalicelib.core.notifications import Notification
 
 
@@ -16,7 +14,7 @@ class SnsNotifier:
         self._topic_arn = topic_arn
 
     def publish(self, notification: Notification) -> None:
-        try:
+        with aws_call("sns:Publish"):
             self._sns.publish(
                 TopicArn=self._topic_arn,
                 Subject=notification.sns_subject(),
@@ -28,5 +26,3 @@ class SnsNotifier:
                     if value
                 },
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, "sns:Publish") from exc

@@ -7,9 +7,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from chalicelib.adapters.aws import translate
+from chalicelib.adapters.aws import aws_call
 from chalicelib.core.errors import AwsError
 from chalicelib.planning.plan import FleetPlan
 from chalicelib.planning.registration import Registration
@@ -73,10 +71,8 @@ class WorkQueue:
         for start in range(0, len(messages), BATCH):
             batch = messages[start : start + BATCH]
             entries = [{"Id": str(i), "MessageBody": json.dumps(body)} for i, body in enumerate(batch)]
-            try:
+            with aws_call("sqs:SendMessageBatch"):
                 response = self._sqs.send_message_batch(QueueUrl=self.url, Entries=entries)
-            except (ClientError, BotoCoreError) as exc:
-                raise translate(exc, "sqs:SendMessageBatch") from exc
             failed = response.get("Failed") or []
             if failed:
                 first = failed[0]
@@ -90,12 +86,10 @@ class WorkQueue:
 
     def defer(self, receipt_handle: str, seconds: float) -> None:
         """Make a received message visible again only after `seconds` (SQS allows up to 12 hours)."""
-        try:
+        with aws_call("sqs:ChangeMessageVisibility"):
             self._sqs.change_message_visibility(
                 QueueUrl=self.url, ReceiptHandle=receipt_handle, VisibilityTimeout=min(int(seconds + 0.999), 43_200)
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, "sqs:ChangeMessageVisibility") from exc
 
 
 def new_run_id() -> str:

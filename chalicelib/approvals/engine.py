@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -19,16 +18,11 @@ from chalicelib.approvals.rules.compile import (
     RuleSet,
 )
 from chalicelib.approvals.rules.schema import Action, RuleSetProblem
+from chalicelib.core.ids import parse_role_arn
 from chalicelib.core.models import MemberAccount
 
 DecisionMode = Literal["enforce", "shadow", "no-rules"]
 
-# arn:<partition>:iam::<account>:role/<path/>name, as IAM allows them (ASCII word characters and +=,.@-).
-ROLE_ARN = re.compile(
-    r"^arn:aws(?:-[a-z]+)*:iam::(\d{12}):role/((?:[\w+=,.@-]{1,512}/)*)([\w+=,.@-]{1,64})$",
-    re.ASCII,
-)
-ROLE_ARN_MAX = 2048
 
 INVARIANT_RULES = "rules-valid"
 INVARIANT_ROLES = "roles-in-account"
@@ -147,16 +141,6 @@ class Decision:
 
 
 # --------------------------------------------------------------------------------------------------
-
-
-def parse_role_arn(arn: str) -> tuple[str, str, str] | None:
-    """(account, path, name) of an IAM role ARN, or None when it is not one."""
-    if len(arn) > ROLE_ARN_MAX:
-        return None
-    match = ROLE_ARN.fullmatch(arn)
-    if match is None:
-        return None
-    return match.group(1), match.group(2), match.group(3)
 
 
 def _role_fact(arn: str | None) -> tuple[str, str] | None:

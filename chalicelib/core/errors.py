@@ -25,3 +25,11 @@ class AwsError(GatehouseError):
     def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+
+
+class AwsNotFoundError(AwsError):
+    """What the AWS call asked about does not exist (IAM NoSuchEntity, AccountNotFoundException, ParameterNotFound)."""
+
+
+class AwsAccessDeniedError(AwsError):
+    """AWS refused the call for want of permission (AccessDenied, AccessDeniedException)."""

@@ -10,17 +10,16 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from chalicelib.core.errors import ConfigurationError
+from chalicelib.core.ids import ACCOUNT_ID_PATTERN, REGION_PATTERN, ROLE_NAME_PATTERN
 from chalicelib.core.models import OU_ID
 from chalicelib.core.naming import render_name, template_errors
 
-ACCOUNT_ID = r"^\d{12}$"
-ROLE_NAME = r"^[\w+=,.@-]{1,64}$"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 PermissionMode = Literal["read-only-access", "custom", "minimal"]
 OffboardingMode = Literal["keep", "deregister", "deregister-and-delete-role"]
-AccountId = Annotated[str, Field(pattern=ACCOUNT_ID)]
-RoleName = Annotated[str, Field(pattern=ROLE_NAME)]
+AccountId = Annotated[str, Field(pattern=ACCOUNT_ID_PATTERN)]
+RoleName = Annotated[str, Field(pattern=ROLE_NAME_PATTERN)]
 
 
 class OptOutTag(BaseModel):
@@ -50,7 +49,7 @@ class Settings(BaseModel):
     name_template: str = Field(default="{account_name} ({account_id})", min_length=1, max_length=200)
     read_access_teams: tuple[str, ...] = ()
     write_access_teams: tuple[str, ...] = ()
-    validation_region: str = Field(default="us-east-1", pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+    validation_region: str = Field(default="us-east-1", pattern=REGION_PATTERN)
     cloudcraft_base_url: str = "https://api.cloudcraft.co"
     cloudcraft_requests_per_minute: int = Field(default=20, ge=1, le=600)
     # Bounded waits inside one invocation; longer waits are handed back to the platform's retry.

@@ -8,6 +8,7 @@ from typing import Any
 
 from chalicelib.container import Services
 from chalicelib.core.errors import AccessRoleUnavailableError
+from chalicelib.core.ids import is_account_id
 from chalicelib.core.settings import Settings
 from chalicelib.planning.plan import OrphanPlan, plan_account
 from chalicelib.planning.scope import check_scope
@@ -103,10 +104,8 @@ class FleetWorker:
 
 def _check_fields(message: dict[str, Any]) -> None:
     """A queue message is outside input: check the fields its kind needs before anything is read or written."""
-    from chalicelib.events import ACCOUNT_ID
-
     if message["kind"] == "account":
-        if not ACCOUNT_ID.match(str(message.get("account_id"))):
+        if not is_account_id(message.get("account_id")):
             raise ValueError(f"account_id is {message.get('account_id')!r}, not a 12-digit AWS account ID")
         registrations = message.get("registrations") or []
         if not isinstance(registrations, list) or not all(isinstance(item, dict) for item in registrations):

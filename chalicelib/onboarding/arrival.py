@@ -11,6 +11,7 @@ from chalicelib.adapters.ledger import Ledger
 from chalicelib.core.clock import Clock
 from chalicelib.core.errors import AccessRoleUnavailableError
 from chalicelib.core.models import MemberAccount
+from chalicelib.core.retry import Jitter
 from chalicelib.core.settings import Settings
 from chalicelib.onboarding.outcome import AccountOutcome
 from chalicelib.planning.executor import Executor
@@ -35,7 +36,7 @@ class Onboarding:
         identity: Callable[[], CloudcraftIdentity],
         ledger: Ledger,
         clock: Clock,
-        jitter: Callable[[float, float], float] = random.uniform,
+        jitter: Jitter = random.uniform,
     ) -> None:
         self._settings = settings
         self._directory = directory

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -10,12 +9,9 @@ from chalicelib.adapters.ledger import Ledger
 from chalicelib.core.errors import GatehouseError
 from chalicelib.core.settings import Settings
 from chalicelib.events import AccountDeparture
-from chalicelib.onboarding.arrival import Directory
 from chalicelib.onboarding.outcome import OFFBOARDING_KIND, AccountOutcome
 from chalicelib.planning.executor import Executor
 from chalicelib.planning.plan import Cloudcraft, OrphanPlan
-
-log = logging.getLogger("gatehouse.offboarding")
 
 
 class Offboarding:
@@ -23,14 +19,12 @@ class Offboarding:
         self,
         *,
         settings: Settings,
-        directory: Directory,
         member_session: Callable[[str], Any],
         cloudcraft: Cloudcraft,
         ledger: Ledger,
         executor: Executor,
     ) -> None:
         self._settings = settings
-        self._directory = directory
         self._member_session = member_session
         self._cloudcraft = cloudcraft
         self._ledger = ledger

@@ -5,18 +5,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chalicelib.adapters.ledger import Ledger
 from chalicelib.core.clock import Clock
+from chalicelib.core.retry import Backoff, Jitter
 from chalicelib.core.settings import Settings
 from chalicelib.planning.plan import AccountPlan, Cloudcraft, OrphanPlan
 from chalicelib.planning.registration import DesiredRegistration
 from chalicelib.planning.role import RoleChange, RoleSpec
 
 log = logging.getLogger("gatehouse.plan")
+# Waits while Cloudcraft cannot verify a just-written role yet: 5 s, 10 s, 20 s, then 40 s at most (before jitter).
+REGISTER_BACKOFF_BASE = 5.0
+REGISTER_BACKOFF_CAP = 40.0
 
 
 class RoleWriter(Protocol):
@@ -40,7 +44,7 @@ class Executor:
         ledger: Ledger,
         settings: Settings,
         clock: Clock,
-        jitter: Callable[[float, float], float] = random.uniform,
+        jitter: Jitter = random.uniform,
     ) -> None:
         self._cloudcraft = cloudcraft
         self._ledger = ledger
@@ -92,6 +96,7 @@ class Executor:
         from chalicelib.adapters.cloudcraft.errors import CloudcraftBadRequest
 
         attempts = self._settings.register_attempts if fresh_role else 1
+        backoff = Backoff(REGISTER_BACKOFF_BASE, REGISTER_BACKOFF_CAP, attempts, self._jitter)
         for attempt in range(1, attempts + 1):
             try:
                 return self._cloudcraft.create_account(
@@ -102,10 +107,9 @@ class Executor:
                     write_access=desired.write_access,
                 )
             except CloudcraftBadRequest:
-                if attempt == attempts:
+                if backoff.exhausted(attempt):
                     raise
-                ceiling = min(40.0, 5.0 * 2 ** (attempt - 1))
-                delay = self._jitter(ceiling / 2, ceiling)
+                delay = backoff.delay(attempt)
                 log.info("Cloudcraft could not verify the new role yet; retrying in %.0fs", delay)
                 self._clock.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover

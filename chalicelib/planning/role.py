@@ -169,7 +169,3 @@ def canonical(document: dict[str, Any]) -> str:
         return value
 
     return json.dumps(norm(document), sort_keys=True)
-
-
-def describe_changes(changes: list[RoleChange]) -> str:
-    return ", ".join(str(change) for change in changes) if changes else "none"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import io
 import json
-import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable
@@ -17,8 +16,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from chalicelib.core.clock import Clock
+from chalicelib.core.ids import parse_role_arn
 
-ACCOUNT_IN_ARN = re.compile(r"^arn:aws:iam::(\d{12}):role/(?:.*/)?([\w+=,.@-]+)$")
 StartResponse = Callable[..., Any]
 
 
@@ -57,10 +56,10 @@ class AssumeRoleGate:
     def _refusal(self, role_arn: str, external_id: str | None) -> str | None:
         from moto.iam.models import iam_backends
 
-        match = ACCOUNT_IN_ARN.match(role_arn)
-        if not match:
+        parsed = parse_role_arn(role_arn)
+        if parsed is None:
             return "not a role ARN"
-        account_id, role_name = match.groups()
+        account_id, _, role_name = parsed
         with self._lock:
             if self._refusals.get(account_id, 0) > 0:
                 self._refusals[account_id] -= 1

@@ -19,9 +19,9 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from chalicelib.core.clock import Clock
+from chalicelib.core.ids import parse_role_arn
 from gatehouse.sandbox.loopback import LoopbackServer
 
-ROLE_ARN = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 ACCESS_ENTRY = re.compile(r"^(team|customer)/[\w-]+$")
 BAD_GATEWAY = "<html><head><title>502 Bad Gateway</title></head><body>Bad gateway</body></html>"
 
@@ -576,7 +576,7 @@ def _access(body: Mapping[str, Any], field: str) -> list[str] | None:
 
 
 def _check_role_arn(role_arn: str) -> None:
-    if not ROLE_ARN.match(role_arn):
+    if parse_role_arn(role_arn) is None:
         raise _Reply(400, {"error": f"Invalid roleArn: {role_arn}"})
 
 

@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from chalicelib.core.clock import Clock, VirtualClock
+from chalicelib.core.ids import is_account_id
 from gatehouse.sandbox.loopback import LoopbackServer
 
 TARGET_PREFIX = "AwsProton20200720."
@@ -22,7 +23,6 @@ CONTENT_TYPE = "application/x-amz-json-1.0"
 CONNECTION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ENVIRONMENT_NAME = re.compile(r"^[0-9A-Za-z]+[0-9A-Za-z_\-]*$")
 NEXT_TOKEN = re.compile(r"^[A-Za-z0-9+=/]+$")
-ACCOUNT_ID = re.compile(r"^\d{12}$")
 STATUSES = ("PENDING", "CONNECTED", "REJECTED")
 REQUESTED_BY = ("MANAGEMENT_ACCOUNT", "ENVIRONMENT_ACCOUNT")
 DEFAULT_MAX_RESULTS = 100
@@ -109,7 +109,7 @@ class ProtonEmulator:
                     "Proton itself would refuse every call naming it"
                 )
             account = str(connection.get("environmentAccountId", ""))
-            if not ACCOUNT_ID.fullmatch(account):
+            if not is_account_id(account):
                 raise ValueError(f"connection {connection_id}: environmentAccountId must be 12 digits")
             status = str(connection.get("status", "PENDING"))
             if status not in STATUSES:

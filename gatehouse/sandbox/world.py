@@ -24,6 +24,7 @@ import boto3
 import requests
 
 from chalicelib.core.clock import VirtualClock
+from chalicelib.core.ids import is_account_id, parse_role_arn
 
 MANAGEMENT_ACCOUNT_ID = "123456789012"  # moto's default account plays the management account
 REGION = "us-east-1"
@@ -294,7 +295,7 @@ class Sandbox:
 
     @staticmethod
     def _normalise_account(raw: Any, index: int) -> dict[str, Any]:
-        if not isinstance(raw, dict) or not str(raw.get("id", "")).isdigit() or len(str(raw["id"])) != 12:
+        if not isinstance(raw, dict) or not is_account_id(str(raw.get("id", ""))):
             raise SandboxError(f"organization.accounts[{index}] needs an 'id' of 12 digits")
         return {
             "id": str(raw["id"]),
@@ -392,12 +393,10 @@ class Sandbox:
         """Cloudcraft's check: the role exists, trusts its account with the external ID, and has propagated."""
         from moto.iam.models import iam_backends
 
-        from gatehouse.sandbox.aws import ACCOUNT_IN_ARN
-
-        match = ACCOUNT_IN_ARN.match(role_arn)
-        if not match:
+        parsed = parse_role_arn(role_arn)
+        if parsed is None:
             return False
-        account_id, role_name = match.groups()
+        account_id, _, role_name = parsed
         roles = {role.name: role for role in iam_backends[account_id]["global"].roles.values()}
         role = roles.get(role_name)
         if role is None:

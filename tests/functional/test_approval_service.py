@@ -22,7 +22,7 @@ from chalicelib.approvals.service import ApprovalService, Connection, Outcome
 from chalicelib.core.models import MemberAccount
 from chalicelib.core.notifications import Notification
 from gatehouse.sandbox.proton_emulator import ProtonEmulator
-from tests.fakes import InMemoryOnceGuard, MemoryNotifier
+from tests.fakes import FakeNotifier, FakeOnceGuard
 
 THIS = "111111111111"
 DEV = "444444444444"
@@ -70,8 +70,8 @@ def connection(n: int = 1, account: str = DEV, **fields: Any) -> dict[str, Any]:
 class World:
     emulator: ProtonEmulator
     gateway: ProtonGateway
-    notifier: MemoryNotifier
-    guard: InMemoryOnceGuard
+    notifier: FakeNotifier
+    guard: FakeOnceGuard
     rules: list[RuleSet | RuleSetProblem]
     directory_calls: list[str] = field(default_factory=list)
     rule_loads: int = 0
@@ -123,7 +123,7 @@ def world() -> Iterator[World]:
             config=Config(retries={"total_max_attempts": 1, "mode": "standard"}, max_pool_connections=64),
         )
         ruleset = parse_ruleset(json.dumps(RULES))
-        yield World(emulator, ProtonGateway(client), MemoryNotifier(), InMemoryOnceGuard(), [ruleset])
+        yield World(emulator, ProtonGateway(client), FakeNotifier(), FakeOnceGuard(), [ruleset])
 
 
 def only_notification(world: World) -> Notification:

@@ -56,7 +56,12 @@ def build_client(
     """A client on the emulator's clock whose jitter is pinned, so every backoff is an exact number."""
     assert emulator.url is not None
     return CloudcraftClient(
-        KEY, emulator.url, clock=clock, rate_limiter=rate_limiter, max_attempts=max_attempts, jitter=lambda d: d
+        KEY,
+        emulator.url,
+        clock=clock,
+        rate_limiter=rate_limiter,
+        max_attempts=max_attempts,
+        jitter=lambda low, high: high,
     )
 
 
@@ -338,7 +343,7 @@ def test_an_unreachable_server_raises_a_connection_error_without_status(clock: R
     emulator.stop()  # nothing listens on that port any more
     assert emulator_url is not None
 
-    client = CloudcraftClient(KEY, emulator_url, clock=clock, jitter=lambda d: d, max_attempts=2)
+    client = CloudcraftClient(KEY, emulator_url, clock=clock, jitter=lambda low, high: high, max_attempts=2)
     with client, pytest.raises(CloudcraftConnectionError) as caught:
         client.teams()
 

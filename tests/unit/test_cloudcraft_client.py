@@ -105,7 +105,7 @@ def make_client(session: ScriptedSession, clock: RecordingClock | None = None, *
         session=session,
         clock=clock,
         rate_limiter=RateLimiter(1000, 1.0, clock=clock),
-        jitter=lambda delay: delay,
+        jitter=lambda low, high: high,
         **kwargs,
     )
 
@@ -583,7 +583,7 @@ def test_jitter_decides_the_actual_wait() -> None:
         session=session,
         clock=clock,
         rate_limiter=RateLimiter(1000, 1.0, clock=clock),
-        jitter=lambda delay: delay / 4,
+        jitter=lambda low, high: high / 4,
     )
 
     client.list_accounts()

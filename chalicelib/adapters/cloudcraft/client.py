@@ -7,7 +7,6 @@ import json
 import logging
 import random
 import threading
-from collections.abc import Callable
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -28,6 +27,7 @@ from chalicelib.adapters.cloudcraft.limiter import RateLimiter
 from chalicelib.adapters.cloudcraft.models import CloudcraftAccount, IamParameters, Team, text_or_none
 from chalicelib.core.clock import Clock, SystemClock
 from chalicelib.core.errors import ConfigurationError
+from chalicelib.core.retry import Backoff, Jitter
 
 log = logging.getLogger("gatehouse.cloudcraft")
 
@@ -75,10 +75,6 @@ def _user_agent() -> str:
         return "gatehouse/lambda"
 
 
-def _equal_jitter(delay: float) -> float:
-    return random.uniform(delay / 2, delay)  # noqa: S311 - spreading retries, not cryptography
-
-
 class CloudcraftClient:
     """The Cloudcraft API calls Gatehouse makes, each one rate limited and retried as far as it is safe."""
 
@@ -92,7 +88,7 @@ class CloudcraftClient:
         rate_limiter: RateLimiter | None = None,
         clock: Clock | None = None,
         max_attempts: int = 4,
-        jitter: Callable[[float], float] | None = None,
+        jitter: Jitter = random.uniform,
         max_rate_limit_wait: float = MAX_RETRY_AFTER,
     ) -> None:
         """`max_rate_limit_wait`: a 429 asking for a longer wait raises CloudcraftRateLimited at once (0: never
@@ -110,9 +106,9 @@ class CloudcraftClient:
         self._timeout = timeout
         self._clock: Clock = clock or SystemClock()
         self._limiter = rate_limiter or RateLimiter(clock=self._clock)
-        self._max_attempts = max_attempts
+        # Attempts per request, shared by 429s and by failures that may have been processed (5xx, no answer).
+        self._backoff = Backoff(BACKOFF_BASE, BACKOFF_CAP, max_attempts, jitter)
         self._max_rate_limit_wait = max_rate_limit_wait
-        self._jitter = jitter or _equal_jitter
         self._user_agent = _user_agent()
         self._count_lock = threading.Lock()
         self.request_count = 0
@@ -166,7 +162,7 @@ class CloudcraftClient:
                 continue
             except (CloudcraftServerError, CloudcraftConnectionError) as exc:
                 # The POST may have been processed before the failure: look before posting again.
-                if attempt >= self._max_attempts:
+                if self._backoff.exhausted(attempt):
                     # Out of attempts, one last look still tells success from failure; a failing look
                     # leaves the POST's own error as the answer.
                     with contextlib.suppress(CloudcraftError):
@@ -174,7 +170,7 @@ class CloudcraftClient:
                         if landed is not None:
                             return landed
                     raise exc from None
-                self._backoff(exc, attempt)
+                self._wait_before_retry(exc, attempt)
                 landed = self._registered(role_arn)
                 if landed is not None:
                     return landed
@@ -249,10 +245,10 @@ class CloudcraftClient:
             except CloudcraftRateLimited as exc:
                 self._after_rate_limit(exc, attempt)
             except (CloudcraftServerError, CloudcraftConnectionError) as exc:
-                if attempt >= self._max_attempts:
+                if self._backoff.exhausted(attempt):
                     raise
                 ambiguous = True
-                self._backoff(exc, attempt)
+                self._wait_before_retry(exc, attempt)
             except CloudcraftNotFound:
                 # A DELETE repeated after a failure that hid its success finds nothing left to delete.
                 if missing_ok_after_retry and ambiguous:
@@ -263,7 +259,7 @@ class CloudcraftClient:
     def _after_rate_limit(self, exc: CloudcraftRateLimited, attempt: int) -> None:
         # Everyone sharing the limiter backs off, not only this caller: the server's window is full for all.
         self._limiter.penalize(exc.retry_after)
-        if attempt >= self._max_attempts or exc.retry_after > self._max_rate_limit_wait:
+        if self._backoff.exhausted(attempt) or exc.retry_after > self._max_rate_limit_wait:
             raise exc
         log.warning(
             "cloudcraft %s %s: rate limited (attempt %d), waiting %.1fs",
@@ -273,8 +269,8 @@ class CloudcraftClient:
             exc.retry_after,
         )
 
-    def _backoff(self, exc: CloudcraftError, attempt: int) -> None:
-        wait = max(0.0, self._jitter(min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))))
+    def _wait_before_retry(self, exc: CloudcraftError, attempt: int) -> None:
+        wait = self._backoff.delay(attempt)
         log.warning(
             "cloudcraft %s %s: %s (attempt %d), retrying in %.1fs",
             exc.method,

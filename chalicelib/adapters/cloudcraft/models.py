@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-_ROLE_ARN_ACCOUNT = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/\S+$")
+from chalicelib.core.ids import parse_role_arn
 
 
 def text_or_none(value: Any) -> str | None:
@@ -39,8 +38,8 @@ class CloudcraftAccount:
     @property
     def aws_account_id(self) -> str | None:
         """The AWS account the role lives in: the only reliable key, since names differ (e.g. via Datadog)."""
-        match = _ROLE_ARN_ACCOUNT.match(self.role_arn)
-        return match.group(1) if match else None
+        parsed = parse_role_arn(self.role_arn)
+        return parsed[0] if parsed else None
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> CloudcraftAccount:

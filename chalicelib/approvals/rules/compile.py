@@ -158,10 +158,6 @@ class RuleSet:
     # Rules that can apply to a given account, in document order: those naming it plus those naming no
     # account. Filled lazily, since most rule sets name far fewer accounts than they are asked about.
     _by_account: dict[str, tuple[CompiledRule, ...]] = field(default_factory=dict, repr=False)
-    _unscoped: tuple[CompiledRule, ...] = field(default=(), repr=False)
-
-    def __post_init__(self) -> None:
-        self._unscoped = tuple(rule for rule in self.rules if rule.account_ids is None)
 
     @property
     def mode(self) -> Mode:
@@ -211,16 +207,17 @@ def parse_ruleset(text: str | bytes | None, *, source: str = "rules") -> RuleSet
 
 def load_rules_from_ssm(client: SSMClient, parameter_name: str) -> RuleSet | RuleSetProblem:
     """Read and parse the deployed rule set; a missing or unreadable parameter is a problem, not an error."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    from chalicelib.adapters.aws import aws_call
+    from chalicelib.core.errors import AwsError, AwsNotFoundError
 
     source = f"ssm:{parameter_name}"
     try:
-        response = client.get_parameter(Name=parameter_name, WithDecryption=True)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code == "ParameterNotFound":
-            return RuleSetProblem("missing", f"SSM parameter {parameter_name} does not exist", source=source)
-        return RuleSetProblem("unreadable", f"SSM parameter {parameter_name} could not be read: {code}", source=source)
-    except BotoCoreError as exc:
-        return RuleSetProblem("unreadable", f"SSM parameter {parameter_name} could not be read: {exc}", source=source)
+        with aws_call(f"ssm:GetParameter {parameter_name}"):
+            response = client.get_parameter(Name=parameter_name, WithDecryption=True)
+    except AwsNotFoundError:  # ParameterNotFound
+        return RuleSetProblem("missing", f"SSM parameter {parameter_name} does not exist", source=source)
+    except AwsError as exc:  # the service's error code, or botocore's failure (e.g. EndpointConnectionError)
+        return RuleSetProblem(
+            "unreadable", f"SSM parameter {parameter_name} could not be read: {exc.code}", source=source
+        )
     return parse_ruleset(response.get("Parameter", {}).get("Value"), source=source)

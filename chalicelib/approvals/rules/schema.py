@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from chalicelib.approvals.glob import has_wildcard
+from chalicelib.core.ids import ACCOUNT_ID_PATTERN, is_region
 from chalicelib.core.models import OU_ID
 
 Action = Literal["accept", "reject", "hold"]
@@ -26,10 +27,8 @@ MAX_DOCUMENT_BYTES = 64 * 1024
 MAX_RULES = 500
 MAX_VALUES_PER_CONDITION = 200
 
-ACCOUNT_ID = r"^\d{12}$"
 RULE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 ROOT_ID = re.compile(r"^r-[0-9a-z]{4,32}$")
-REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
 # What IAM allows in a role name and in a role path, plus the two wildcards.
 ROLE_PATTERN_CHARS = re.compile(r"^[\w+=,.@/*?-]+$", re.ASCII)
 ROLE_NAME_MAX = 64
@@ -53,7 +52,7 @@ class Conditions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    account_ids: tuple[Annotated[str, Field(pattern=ACCOUNT_ID)], ...] | None = None
+    account_ids: tuple[Annotated[str, Field(pattern=ACCOUNT_ID_PATTERN)], ...] | None = None
     # OU IDs (ou-xxxx-yyyyyyyy, or the root r-xxxx) matched anywhere in the account's chain, or name
     # paths below the root ("Workloads/Prod") matched as a prefix of the account's OU path.
     ous: tuple[Pattern, ...] | None = None
@@ -129,7 +128,7 @@ class Conditions(BaseModel):
     @classmethod
     def _check_regions(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
         for region in value or ():
-            if not has_wildcard(region) and not REGION.fullmatch(region):
+            if not has_wildcard(region) and not is_region(region):
                 raise ValueError(f"{region!r} is not an AWS region name (like 'eu-west-1')")
         return value
 

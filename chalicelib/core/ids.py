@@ -1,0 +1,97 @@
+"""The one home of AWS identifier shapes: account IDs, regions, IAM role names and ARNs.
+
+Every pattern spells its character classes out ([0-9], [A-Za-z]): Python's \\d and \\w, and those of the regex
+engine behind pydantic's `Field(pattern=...)`, also match non-ASCII digits and letters, which no AWS
+identifier contains.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Plain strings for pydantic's Field(pattern=...); compiled below for everything else.
+ACCOUNT_ID_PATTERN = r"^[0-9]{12}$"
+_REGION_BODY = r"[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}"
+REGION_PATTERN = rf"^{_REGION_BODY}$"
+ROLE_NAME_PATTERN = r"^[A-Za-z0-9_+=,.@-]{1,64}$"
+
+MAX_ARN_LENGTH = 2048  # IAM's limit for a role ARN; no ARN Gatehouse reads is longer
+
+_ACCOUNT_ID = re.compile(ACCOUNT_ID_PATTERN)
+_REGION = re.compile(REGION_PATTERN)
+_ROLE_NAME = re.compile(ROLE_NAME_PATTERN)
+_ROLE_PATH = re.compile(r"^(?:[A-Za-z0-9_+=,.@-]{1,512}/)*$")  # "" or "a/b/", as IAM allows paths
+# arn:<partition>:<service>:<region>:<account>:<resource>. The partition is aws, aws-cn, aws-us-gov,
+# aws-iso, aws-iso-b...; the region and the account may be empty (IAM, S3), and the account of an
+# AWS-managed policy is "aws".
+_ARN = re.compile(
+    r"^arn:(?P<partition>aws(?:-[a-z]+)*)"
+    r":(?P<service>[a-z0-9][a-z0-9-]*)"
+    rf":(?P<region>{_REGION_BODY})?"
+    r":(?P<account>[0-9]{12}|aws)?"
+    r":(?P<resource>\S+)$"
+)
+
+
+def is_account_id(value: object) -> bool:
+    """Exactly twelve ASCII digits."""
+    return isinstance(value, str) and _ACCOUNT_ID.fullmatch(value) is not None
+
+
+def is_region(value: object) -> bool:
+    """An AWS region name such as eu-west-1, us-gov-west-1 or us-isob-east-1."""
+    return isinstance(value, str) and _REGION.fullmatch(value) is not None
+
+
+def is_role_name(value: object) -> bool:
+    """A name IAM allows for a role: 1 to 64 of A-Z a-z 0-9 _+=,.@-."""
+    return isinstance(value, str) and _ROLE_NAME.fullmatch(value) is not None
+
+
+@dataclass(frozen=True)
+class Arn:
+    """The parts of an ARN. `resource_type` is what comes before the resource's first "/" or ":"
+    ("role" in role/path/name), or "" when there is no such separator; `resource_name` is the rest."""
+
+    partition: str
+    service: str
+    region: str
+    account: str
+    resource_type: str
+    resource_name: str
+
+
+def parse_arn(arn: object) -> Arn | None:
+    """The parts of `arn`, or None when it is not an ARN (or is longer than any ARN Gatehouse reads)."""
+    if not isinstance(arn, str) or len(arn) > MAX_ARN_LENGTH:
+        return None
+    match = _ARN.fullmatch(arn)
+    if match is None:
+        return None
+    resource = match["resource"]
+    cut = next((i for i, ch in enumerate(resource) if ch in "/:"), None)
+    resource_type, resource_name = ("", resource) if cut is None else (resource[:cut], resource[cut + 1 :])
+    return Arn(
+        partition=match["partition"],
+        service=match["service"],
+        region=match["region"] or "",
+        account=match["account"] or "",
+        resource_type=resource_type,
+        resource_name=resource_name,
+    )
+
+
+def parse_role_arn(arn: object) -> tuple[str, str, str] | None:
+    """(account, path, name) of an IAM role ARN, e.g. ("123456789012", "service-role/", "Builder"), or None
+    when it is not one: IAM's global ARN (no region), a 12-digit account, a path and name IAM allows."""
+    parsed = parse_arn(arn)
+    if parsed is None or parsed.service != "iam" or parsed.region or parsed.resource_type != "role":
+        return None
+    if not is_account_id(parsed.account):
+        return None
+    cut = parsed.resource_name.rfind("/") + 1
+    path, name = parsed.resource_name[:cut], parsed.resource_name[cut:]
+    if not _ROLE_PATH.fullmatch(path) or not is_role_name(name):
+        return None
+    return parsed.account, path, name
