@@ -275,7 +275,9 @@ class Sandbox:
 
     @staticmethod
     def _normalise_account(raw: Any, index: int) -> dict[str, Any]:
-        if not isinstance(raw, dict) or not str(raw.get("id", "")).isdigit() or len(str(raw["id"])) != 12:
+        from chalicelib.core.identifiers import is_account_id
+
+        if not isinstance(raw, dict) or not is_account_id(str(raw.get("id", ""))):
             raise SandboxError(f"organization.accounts[{index}] needs an 'id' of 12 digits")
         return {
             "id": str(raw["id"]),
