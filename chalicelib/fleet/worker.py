@@ -1,16 +1,31 @@
-"""The fleet worker's job for one SQS message: bring an account in line, or deregister an owned orphan."""
+"""The fleet worker's job for one SQS message: bring an account in line, or deregister its owned orphan.
+
+A message says which account and which action, nothing more. Anyone who can send to the queue can therefore
+ask for no more than the live state asks for: the worker looks the account up again, refuses the management
+account, holds the account's lease, re-reads the role, the ledger and Cloudcraft, and re-plans before it writes.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
+
+from chalicelib.adapters.lease import AccountBusyError
+from chalicelib.adapters.workqueue import WorkItem, WorkItemError, parse_work_item
 from chalicelib.container import Services
-from chalicelib.core.errors import AccessRoleUnavailableError
+from chalicelib.core.observability import metrics
 from chalicelib.core.settings import Settings
-from chalicelib.planning.plan import OrphanPlan, plan_account
-from chalicelib.planning.scope import check_scope
+from chalicelib.fleet.service import AccountWork
+from chalicelib.onboarding.arrival import EVENT_KIND as ONBOARDING_KIND
+from chalicelib.onboarding.arrival import (
+    OnboardingResult,
+    forget_onboarding,
+    notify_safely,
+    onboarding_notification,
+)
+from chalicelib.onboarding.departure import EVENT_KIND as OFFBOARDING_KIND
 
 log = logging.getLogger("gatehouse.worker")
 
@@ -21,69 +36,63 @@ class FleetWorker:
         self._settings = settings
         services.hand_back_rate_limits = True  # this container defers rate-limited messages, never waits
         self._fleet = services.fleet(settings)
-        self._executor = services.executor(settings)
 
     def process(self, body: str, receipt_handle: str, message_id: str) -> dict[str, Any]:
-        """Raises to mark the message failed; a 429 first pushes its next delivery past Retry-After."""
+        """Raises to mark the message failed (SQS delivers it again); a 429 first pushes its next delivery past
+        Retry-After. A malformed message is reported and consumed: retrying cannot make it valid."""
         from chalicelib.adapters.cloudcraft import CloudcraftRateLimited
 
         try:
-            message = json.loads(body)
-            kind = message["kind"]
-            run_id = str(message.get("run_id") or message_id)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"message {message_id} is not a Gatehouse work item: {exc}") from None
+            item = parse_work_item(body)
+        except WorkItemError as exc:
+            return self._rejected(message_id, exc)
+        key = f"work#{item.run_id}#{item.account_id}#{item.action}"
         try:
-            if kind == "account":
-                account_id = str(message["account_id"])
-                key = f"work#{run_id}#{account_id}"
-                done: dict[str, Any] = self._services.once.run_once(key, lambda: self._account(account_id, message))
-                return done
-            if kind == "deregister":
-                return self._deregister(message)
+            done: dict[str, Any] = self._services.once.run_once(key, lambda: self._run(item, message_id))
         except CloudcraftRateLimited as exc:
             self._services.work_queue.defer(receipt_handle, exc.retry_after)
             log.warning("rate limited; message %s comes back in %.0fs", message_id, exc.retry_after)
             raise
-        raise ValueError(f"message {message_id} has an unknown kind {kind!r}")
+        except AccountBusyError as exc:
+            metrics.add_metric(name="AccountBusyRetries", unit=MetricUnit.Count, value=1)
+            log.warning("message %s handed back: %s", message_id, exc)
+            raise
+        return done
 
-    def _account(self, account_id: str, message: dict[str, Any]) -> dict[str, Any]:
-        from chalicelib.adapters.cloudcraft import CloudcraftAccount
+    def _run(self, item: WorkItem, message_id: str) -> dict[str, Any]:
+        job = f"fleet_worker {item.action} (run {item.run_id}, message {message_id})"
+        if item.action == "apply":
+            work = self._fleet.converge_account(item.account_id, job=job)
+        else:
+            work = self._fleet.deregister_orphan(item.account_id, job=job)
+            if work.outcome == "deregistered":
+                forget_onboarding(self._services.once, item.account_id)
+        if work.outcome == "refused":
+            self._report(item, work, message_id)
+        log.info("work item %s: %s %s: %s", message_id, item.action, work.outcome, work.reason)
+        return {"action": item.action, "run_id": item.run_id, **work.to_dict()}
 
-        services, settings = self._services, self._settings
-        account = services.directory.describe(account_id)
-        if account is None or not check_scope(account, settings).in_scope:
-            return {"account_id": account_id, "outcome": "skipped", "reason": "no longer an in-scope member"}
-        view = self._fleet.read_member(account_id)
-        if view.error:
-            raise AccessRoleUnavailableError(view.error)
-        registrations = [CloudcraftAccount.from_api(item) for item in message.get("registrations") or []]
-        owned = services.ledger.lookup(account_id)
-        if owned and owned not in {registration.id for registration in registrations}:
-            # Registered since the plan was made (an onboarding event, say): plan on fresh data, never POST twice.
-            client = services.cloudcraft(settings)
-            registrations = [r for r in client.list_accounts() if r.aws_account_id == account_id]
-        plan = plan_account(
-            account,
-            settings,
-            services.cloudcraft_identity(settings),
-            view,
-            registrations=registrations,
-            owned={account_id: owned} if owned else {},
+    def _report(self, item: WorkItem, work: AccountWork, message_id: str) -> None:
+        kind = ONBOARDING_KIND if item.action == "apply" else OFFBOARDING_KIND
+        result = OnboardingResult(
+            item.account_id,
+            "refused",
+            work.reason,
+            trigger=f"work item {message_id} ({item.action}, run {item.run_id})",
+            event_kind=kind,
         )
-        member = services.member_session(settings, attempts=1)(account_id)
-        result = self._executor.execute(plan, member.iam())
-        return {"account_id": account_id, "outcome": "applied", "actions": plan.actions(), **result.__dict__}
+        metrics.add_metric(name="ActionsRefused", unit=MetricUnit.Count, value=1)
+        notify_safely(self._services.notifier, onboarding_notification(result))
 
-    def _deregister(self, message: dict[str, Any]) -> dict[str, Any]:
-        registration_id = str(message["registration_id"])
-        aws_account_id = message.get("aws_account_id")
-        owned = self._services.ledger.lookup(str(aws_account_id)) if aws_account_id else None
-        if owned != registration_id:
-            # Ownership is checked again at the moment of deleting: the plan may be hours old.
-            return {"registration_id": registration_id, "outcome": "skipped", "reason": "not owned by Gatehouse"}
-        orphan = OrphanPlan(
-            registration_id, str(message.get("name", "")), aws_account_id, True, str(message.get("reason"))
+    def _rejected(self, message_id: str, problem: WorkItemError) -> dict[str, Any]:
+        log.error("malformed work item %s: %s", message_id, problem)
+        metrics.add_metric(name="WorkItemsRejected", unit=MetricUnit.Count, value=1)
+        result = OnboardingResult(
+            "",
+            "rejected",
+            f"malformed work item {message_id}: {problem}. It was removed from the queue and not retried",
+            trigger=f"work item {message_id}",
+            event_kind=ONBOARDING_KIND,
         )
-        self._executor.deregister(orphan)
-        return {"registration_id": registration_id, "outcome": "deregistered"}
+        notify_safely(self._services.notifier, onboarding_notification(result))
+        return {"outcome": "rejected", "message_id": message_id, "reason": str(problem)}

@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from chalicelib.adapters.idempotency import OnceGuard
+from chalicelib.adapters.lease import AccountLeases
 from chalicelib.adapters.ledger import Ledger
 from chalicelib.core.clock import Clock
 from chalicelib.core.errors import AccessRoleUnavailableError, GatehouseError
@@ -16,17 +18,42 @@ from chalicelib.core.models import MemberAccount
 from chalicelib.core.notifications import Notification, Notifier
 from chalicelib.core.settings import Settings
 from chalicelib.planning.plan import Cloudcraft, CloudcraftIdentity, Executor, MemberView, plan_account
-from chalicelib.planning.scope import check_scope
+from chalicelib.planning.scope import check_scope, management_refusal
 
 log = logging.getLogger("gatehouse.onboarding")
 EVENT_KIND = "account-onboarding"
 Outcome = Literal[
-    "onboarded", "repaired", "unchanged", "skipped", "failed", "creation-failed", "rejected", "offboarded", "kept"
+    "onboarded",
+    "repaired",
+    "unchanged",
+    "skipped",
+    "failed",
+    "creation-failed",
+    "rejected",
+    "refused",
+    "offboarded",
+    "kept",
 ]
+
+
+def onboarding_key(account_id: str) -> str:
+    """The do-once key of converging an account: the account, not the event, so an arrival and a move of one
+    account (the usual vending flow) are one job, and a duplicate of either replays its result."""
+    return f"onboard#{account_id}"
+
+
+def forget_onboarding(once: OnceGuard, account_id: str) -> None:
+    """An account was offboarded: its saved onboarding result no longer holds, so its next arrival or move
+    onboards it again instead of replaying that result."""
+    try:
+        once.forget(onboarding_key(account_id))
+    except GatehouseError as exc:  # the saved result expires within the hour anyway
+        log.warning("could not forget the onboarding of %s: %s", account_id, exc)
 
 
 class Directory(Protocol):
     def describe(self, account_id: str) -> MemberAccount | None: ...
+    def management_account_id(self) -> str: ...
 
 
 @dataclass
@@ -63,6 +90,7 @@ class Onboarding:
         identity: Callable[[], CloudcraftIdentity],
         ledger: Ledger,
         clock: Clock,
+        leases: AccountLeases,
         jitter: Callable[[float, float], float] = random.uniform,
     ) -> None:
         self._settings = settings
@@ -72,23 +100,48 @@ class Onboarding:
         self._identity = identity
         self._ledger = ledger
         self._clock = clock
+        self._leases = leases
         self._executor = Executor(cloudcraft, ledger, settings, clock, jitter)
 
     def onboard(self, account_id: str, *, trigger: str = "", event_time: datetime | None = None) -> OnboardingResult:
-        settings = self._settings
+        """Admit the account, then converge it: the whole job for one account."""
+        admitted = self.admit(account_id, trigger=trigger)
+        if isinstance(admitted, OnboardingResult):
+            return admitted
+        return self.converge(admitted, trigger=trigger, event_time=event_time)
+
+    def admit(self, account_id: str, *, trigger: str = "") -> MemberAccount | OnboardingResult:
+        """The account as Organizations knows it when Gatehouse may write it; otherwise the result saying why not.
+
+        Reads only. Whatever named the account (an event, a work item), only Organizations decides who it is.
+        """
         account = self._directory.describe(account_id)
         if account is None:
             return OnboardingResult(
                 account_id, "failed", "the account is not a member of this Organization", trigger=trigger
             )
         result = OnboardingResult(
+            account_id, "skipped", "", account_name=account.name, ou_path=account.ou_path, trigger=trigger
+        )
+        if account.is_management or account_id == self._directory.management_account_id():
+            result.outcome, result.reason = "refused", management_refusal(account_id)
+            return result
+        scope = check_scope(account, self._settings)
+        if not scope.in_scope:
+            result.reason = scope.reason
+            return result
+        return account
+
+    def converge(
+        self, account: MemberAccount, *, trigger: str = "", event_time: datetime | None = None
+    ) -> OnboardingResult:
+        """Create or repair the role and the registration of an admitted account, holding the account's lease
+        from the first read to the last write: another job writing it first is waited for, then seen."""
+        settings = self._settings
+        account_id = account.account_id
+        result = OnboardingResult(
             account_id, "unchanged", "", account_name=account.name, ou_path=account.ou_path, trigger=trigger
         )
-        scope = check_scope(account, settings)
-        if not scope.in_scope:
-            result.outcome, result.reason = "skipped", scope.reason
-            return result
-
         try:
             member = self._member_session(account_id)
         except AccessRoleUnavailableError as exc:
@@ -100,19 +153,20 @@ class Onboarding:
 
         identity = self._identity()
         iam = member.iam()
-        observed = iam.read_role(
-            settings.cloudcraft_role_name, inline_documents=settings.permission_mode != "read-only-access"
-        )
-        owned = self._ledger.lookup(account_id)
-        plan = plan_account(
-            account,
-            settings,
-            identity,
-            MemberView(member.access_role, observed),
-            registrations=self._cloudcraft.list_accounts(),
-            owned={account_id: owned} if owned else {},
-        )
-        executed = self._executor.execute(plan, iam)
+        with self._leases.hold(account_id, trigger or "onboarding"):
+            observed = iam.read_role(
+                settings.cloudcraft_role_name, inline_documents=settings.permission_mode != "read-only-access"
+            )
+            owned = self._ledger.lookup(account_id)
+            plan = plan_account(
+                account,
+                settings,
+                identity,
+                MemberView(member.access_role, observed),
+                registrations=self._cloudcraft.list_accounts(),
+                owned={account_id: owned} if owned else {},
+            )
+            executed = self._executor.execute(plan, iam)
         result.access_role = member.access_role
         result.role_arn = plan.desired.role_arn if plan.desired else ""
         result.role_changes = executed.role_changes
@@ -137,6 +191,7 @@ HEADLINES = {
     "failed": "onboarding FAILED",
     "creation-failed": "account creation FAILED",
     "rejected": "event REJECTED (malformed)",
+    "refused": "REFUSED (nothing done)",
     "offboarded": "disconnected from Cloudcraft",
     "kept": "left the scope; Cloudcraft connection kept",
 }
@@ -153,7 +208,9 @@ def onboarding_notification(result: OnboardingResult) -> Notification:
         lines.append(f"Cloudcraft account: {result.cloudcraft_id} ({result.registration})")
     if result.trigger:
         lines.append(f"Trigger: {result.trigger}")
-    if result.outcome in ("failed", "creation-failed", "rejected"):
+    if result.outcome == "refused":
+        lines += ["", "Nothing was changed. If this was not expected, find out what asked for it."]
+    elif result.outcome in ("failed", "creation-failed", "rejected"):
         lines += ["", "Nothing further was changed. The daily reconciliation will try again once this is fixed."]
     return Notification(
         subject=f"Gatehouse: {who} {HEADLINES[result.outcome]}",

@@ -6,12 +6,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib.adapters.lease import AccountLeases
 from chalicelib.adapters.ledger import Ledger
 from chalicelib.core.errors import GatehouseError
 from chalicelib.core.settings import Settings
 from chalicelib.events import AccountDeparture
 from chalicelib.onboarding.arrival import Directory, OnboardingResult
 from chalicelib.planning.plan import Cloudcraft, Executor, OrphanPlan
+from chalicelib.planning.scope import management_refusal
 
 log = logging.getLogger("gatehouse.offboarding")
 EVENT_KIND = "account-offboarding"
@@ -27,6 +29,7 @@ class Offboarding:
         cloudcraft: Cloudcraft,
         ledger: Ledger,
         executor: Executor,
+        leases: AccountLeases,
     ) -> None:
         self._settings = settings
         self._directory = directory
@@ -34,16 +37,24 @@ class Offboarding:
         self._cloudcraft = cloudcraft
         self._ledger = ledger
         self._executor = executor
+        self._leases = leases
 
     def offboard(self, departure: AccountDeparture, *, trigger: str, why: str) -> OnboardingResult:
         """Deregister the account's registration Gatehouse owns, and per settings delete the role it owns."""
         account_id = departure.account_id
         result = OnboardingResult(account_id, "offboarded", why, trigger=trigger, event_kind=EVENT_KIND)
+        if account_id == self._directory.management_account_id():
+            result.outcome, result.reason = "refused", management_refusal(account_id)
+            return result
         mode = self._settings.offboarding
         if mode == "keep":
             result.outcome, result.reason = "kept", f"{why}; settings.offboarding is 'keep'"
             return result
+        with self._leases.hold(account_id, trigger or "offboarding"):
+            return self._offboard(account_id, result, why)
 
+    def _offboard(self, account_id: str, result: OnboardingResult, why: str) -> OnboardingResult:
+        mode = self._settings.offboarding
         owned_id = self._ledger.lookup(account_id)
         registrations = [a for a in self._cloudcraft.list_accounts() if a.aws_account_id == account_id]
         notes = [why]
