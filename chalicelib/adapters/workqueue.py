@@ -23,7 +23,7 @@ log = logging.getLogger("gatehouse.workqueue")
 BATCH = 10  # SendMessageBatch's limit
 # A work item is three short strings; anything much larger or nested is not one.
 MAX_WORK_ITEM_BYTES = 1024
-MAX_WORK_ITEM_DEPTH = 2
+MAX_WORK_ITEM_DEPTH = 4  # an item is flat; a little slack lets an old-format item be named for what it is
 RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
 WorkAction = Literal["apply", "deregister"]
 ACTIONS: tuple[WorkAction, ...] = ("apply", "deregister")
