@@ -175,14 +175,20 @@ class Fleet:
         return self.converge(account, job=job)
 
     def converge(
-        self, account: MemberAccount, *, job: str, registrations: Sequence[Registration] | None = None
+        self,
+        account: MemberAccount,
+        *,
+        job: str,
+        registrations: Sequence[Registration] | None = None,
+        identity: CloudcraftIdentity | None = None,
     ) -> AccountWork:
         """Re-plan an in-scope account under its lease and carry the plan out.
 
         `registrations`: Cloudcraft's list as a plan saw it, used when nothing says it is stale; Cloudcraft is
         listed again when the lease was held by another job first, when the ledger names a registration the list
-        does not have (registered since), or when no list is given. Raises AccessRoleUnavailableError when the
-        account cannot be read, AccountBusyError when another job keeps it.
+        does not have (registered since), or when no list is given. `identity`: what a plan was made with (an
+        apply keeps to it, as it keeps to its Cloudcraft pace); read when not given. Raises
+        AccessRoleUnavailableError when the account cannot be read, AccountBusyError when another job keeps it.
         """
         account_id = account.account_id
         with self._leases.hold(account_id, job) as hold:
@@ -195,7 +201,7 @@ class Fleet:
             plan = plan_account(
                 account,
                 self._settings,
-                self._identity(),
+                identity or self._identity(),
                 view,
                 registrations=registrations,
                 owned={account_id: owned} if owned else {},
@@ -275,7 +281,10 @@ class Fleet:
             account_id = account_plan.account.account_id
             try:
                 work = self._refusal(account_id) or self.converge(
-                    account_plan.account, job=job, registrations=plan.registrations
+                    account_plan.account,
+                    job=job,
+                    registrations=plan.registrations,
+                    identity=_identity_of(account_plan),
                 )
                 self._file(report, work)
             except GatehouseError as exc:
@@ -310,6 +319,14 @@ class Fleet:
             report.refused[work.account_id] = work.reason
         else:
             report.unchanged.append(work.account_id)
+
+
+def _identity_of(plan: AccountPlan) -> CloudcraftIdentity | None:
+    """The Cloudcraft identity a plan's role spec was made from."""
+    spec = plan.spec
+    if spec is None:
+        return None
+    return CloudcraftIdentity(spec.trusted_account_id, spec.external_id, spec.inline_policy)
 
 
 RECONCILE_KIND = "reconciliation"
