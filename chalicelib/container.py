@@ -145,11 +145,12 @@ class Services:
             ) from None
         text = value.decode() if isinstance(value, bytes) else str(value or "")
         if text.lstrip().startswith("{"):
-            import json
+            from chalicelib.core.safejson import JsonLimitError, loads_bounded
 
-            try:
-                text = str(json.loads(text).get("api_key") or "")
-            except (ValueError, AttributeError):
+            try:  # Secrets Manager holds at most 64 KiB; the key's object is flat
+                document = loads_bounded(text, max_bytes=65_536, max_depth=4, what="the API key secret")
+                text = str(document.get("api_key") or "") if isinstance(document, dict) else ""
+            except JsonLimitError:
                 text = ""
         if not text.strip():
             raise ConfigurationError(f"Cloudcraft API key secret {name} is empty or has no 'api_key' field")

@@ -240,3 +240,11 @@ def test_settings_deeper_than_any_document_are_a_configuration_error(aws: None) 
     put_settings('{"scope_ous": ' + "[" * 3000 + "]" * 3000 + "}")  # under SSM's 8 KB, 3,000 deep
     with pytest.raises(ConfigurationError, match="nested more than 16 levels deep"):
         services().settings()
+
+
+def test_a_secret_nested_ten_thousand_deep_is_an_empty_key_not_a_crash(aws: None) -> None:
+    boto3.client("secretsmanager", region_name="us-east-1").create_secret(
+        Name=CONFIG.api_key_secret, SecretString='{"api_key": ' + "[" * 10_000 + "]" * 10_000 + "}"
+    )
+    with pytest.raises(ConfigurationError, match="no 'api_key' field"):
+        services().api_key()

@@ -93,3 +93,21 @@ def test_check_depth_accepts_what_is_within_the_limit() -> None:
     check_depth("a string", 0)
     with pytest.raises(JsonLimitError):
         check_depth({"detail": {"a": [1, 2, {"b": {}}]}}, 4)
+
+
+def test_a_policy_document_iam_returns_as_text_is_read_within_limits() -> None:
+    from urllib.parse import quote
+
+    from chalicelib.adapters.member import _as_document
+
+    assert _as_document(quote('{"Version": "2012-10-17"}')) == {"Version": "2012-10-17"}
+    assert _as_document(quote("[" * DEEP + "]" * DEEP)) == {}  # unreadable: drift, repaired like any other
+
+
+def test_the_sandbox_cli_reports_a_deep_file_as_a_usage_error(tmp_path: Any) -> None:
+    from gatehouse.cli import UsageError, load_json_file
+
+    path = tmp_path / "event.json"
+    path.write_text("[" * DEEP + "]" * DEEP)
+    with pytest.raises(UsageError, match="nested more than 32 levels deep"):
+        load_json_file(path, "event file")
