@@ -198,7 +198,7 @@ def each_rule_at_its_worst(rules: RuleSet) -> float:
         n = int(rule.name[1:])
         path = SHAPES[n % len(SHAPES)][1](n, ROLE_VALUE_MAX)
         assert len(path) == ROLE_VALUE_MAX
-        facts = _facts(request(path), None)
+        facts = _facts(request(path), None, "aws")
         assert not rule.matches(facts), f"{rule.name} matches {path[:40]}..."
         total += best_of(lambda r=rule, f=facts: r.matches(f), number=200)  # type: ignore[misc]
     return total

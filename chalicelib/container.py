@@ -15,6 +15,7 @@ from chalicelib.adapters.aws import CLIENT_CONFIG, aws_call
 from chalicelib.adapters.cloudcraft.client import MAX_RETRY_AFTER, CloudcraftClient
 from chalicelib.adapters.cloudcraft.limiter import RateLimiter
 from chalicelib.adapters.idempotency import DynamoOnceGuard
+from chalicelib.adapters.lease import AccountLeases, DynamoLease
 from chalicelib.adapters.ledger import DynamoLedger
 from chalicelib.adapters.member import MemberAccess, MemberSession
 from chalicelib.adapters.organization import OrganizationDirectory
@@ -23,7 +24,8 @@ from chalicelib.adapters.workqueue import WorkQueue
 from chalicelib.approvals.service import ApprovalService
 from chalicelib.core.clock import Clock, SystemClock
 from chalicelib.core.errors import ConfigurationError
-from chalicelib.core.settings import Settings, StageConfig, parse_settings
+from chalicelib.core.identifiers import partition_for_region
+from chalicelib.core.settings import Settings, StageConfig, parse_settings_text
 from chalicelib.fleet.service import Fleet
 from chalicelib.onboarding.arrival import Onboarding
 from chalicelib.onboarding.departure import Offboarding
@@ -90,6 +92,16 @@ class Services:
         return DynamoLedger(self.client("dynamodb"), self.config.idempotency_table)
 
     @cached_property
+    def leases(self) -> AccountLeases:
+        """One writer per account, across functions and the operator's CLI (records in the same table)."""
+        return AccountLeases(DynamoLease(self.client("dynamodb"), self.config.idempotency_table), self.clock)
+
+    @cached_property
+    def partition(self) -> str:
+        """The deployment's partition (`aws`, `aws-cn`, ...): ARNs from elsewhere name nothing of ours."""
+        return partition_for_region(self.session.region_name)
+
+    @cached_property
     def this_account_id(self) -> str:
         with aws_call("sts:GetCallerIdentity"):
             return str(self.client("sts").get_caller_identity()["Account"])
@@ -110,18 +122,16 @@ class Services:
     def settings(self) -> Settings:
         """The validated settings document; ConfigurationError names the parameter, the field and the fix."""
         name = self.config.settings_parameter
-        document = self._read_json_parameter(name, what="settings")
-        return parse_settings(document, source=f"settings parameter {name}")
+        text = self._read_parameter(name, what="settings")
+        return parse_settings_text(text, source=f"settings parameter {name}")
 
-    def _read_json_parameter(self, name: str, *, what: str) -> Any:
-        from aws_lambda_powertools.utilities.parameters import GetParameterError, TransformParameterError
+    def _read_parameter(self, name: str, *, what: str) -> str | None:
+        """The parameter's text, parsed by the caller within its limits (never by Powertools' unbounded json)."""
+        from aws_lambda_powertools.utilities.parameters import GetParameterError
 
         try:
-            return self._ssm.get(name, max_age=SETTINGS_MAX_AGE, transform="json")
-        except TransformParameterError:
-            raise ConfigurationError(
-                f"{what} parameter {name} is not valid JSON: fix it with aws ssm put-parameter"
-            ) from None
+            value = self._ssm.get(name, max_age=SETTINGS_MAX_AGE)
+            return value.decode() if isinstance(value, bytes) else (None if value is None else str(value))
         except GetParameterError as exc:
             raise ConfigurationError(
                 f"{what} parameter {name} could not be read ({_short(exc)}): create it, or check the function's "
@@ -142,11 +152,12 @@ class Services:
             ) from None
         text = value.decode() if isinstance(value, bytes) else str(value or "")
         if text.lstrip().startswith("{"):
-            import json
+            from chalicelib.core.safejson import JsonLimitError, loads_bounded
 
-            try:
-                text = str(json.loads(text).get("api_key") or "")
-            except (ValueError, AttributeError):
+            try:  # Secrets Manager holds at most 64 KiB; the key's object is flat
+                document = loads_bounded(text, max_bytes=65_536, max_depth=4, what="the API key secret")
+                text = str(document.get("api_key") or "") if isinstance(document, dict) else ""
+            except JsonLimitError:
                 text = ""
         if not text.strip():
             raise ConfigurationError(f"Cloudcraft API key secret {name} is empty or has no 'api_key' field")
@@ -216,6 +227,7 @@ class Services:
             ledger=self.ledger,
             clock=self.clock,
             jitter=self.rng.uniform,
+            leases=self.leases,
         )
 
     def executor(self, settings: Settings) -> Executor:
@@ -224,10 +236,12 @@ class Services:
     def offboarding(self, settings: Settings) -> Offboarding:
         return Offboarding(
             settings=settings,
+            directory=self.directory,
             member_session=self.member_session(settings),
             cloudcraft=self.cloudcraft(settings),
             ledger=self.ledger,
             executor=self.executor(settings),
+            leases=self.leases,
         )
 
     def fleet(self, settings: Settings) -> Fleet:
@@ -240,6 +254,7 @@ class Services:
             identity=lambda: self.cloudcraft_identity(settings),
             ledger=self.ledger,
             executor=self.executor(settings),
+            leases=self.leases,
         )
 
     @cached_property
@@ -260,6 +275,7 @@ class Services:
             self.notifier,
             self.once,
             logger,
+            partition=self.partition,
         )
 
     @cached_property

@@ -7,9 +7,13 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from chalicelib.core.errors import EventParseError
-from chalicelib.core.ids import is_account_id
+from chalicelib.core.identifiers import is_account_id
+from chalicelib.core.safejson import JsonLimitError, check_depth
 
 REDACTED = "****"
+# CloudTrail events nest a handful of levels; far deeper is not an AWS event, and would exhaust the recursion
+# limit of anything that walks it (logging, serializing).
+MAX_EVENT_DEPTH = 32
 
 # Event names Gatehouse onboards on, and those it offboards on.
 ARRIVAL_EVENTS = ("CreateAccountResult", "CreateManagedAccount", "UpdateManagedAccount", "AccountJoinedOrganization")
@@ -112,9 +116,18 @@ def parse_timestamp(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def check_event_depth(raw: Any) -> None:
+    """Refuse an event nested deeper than any AWS event, before anything walks it (EventParseError)."""
+    try:
+        check_depth(raw, MAX_EVENT_DEPTH, what="the event")
+    except JsonLimitError as exc:
+        raise EventParseError(str(exc)) from None
+
+
 def _envelope(raw: Any) -> tuple[str, dict[str, Any], str]:
     if not isinstance(raw, dict):
         raise EventParseError(f"an event must be a JSON object, got {type(raw).__name__}")
+    check_event_depth(raw)
     detail = raw.get("detail")
     if not isinstance(detail, dict):
         raise EventParseError("the event has no 'detail' object: is this an EventBridge event?")
@@ -126,23 +139,40 @@ def _envelope(raw: Any) -> tuple[str, dict[str, Any], str]:
 
 
 def _account_id(value: Any, where: str) -> str:
-    text = str(value).strip() if value is not None else ""
-    if not is_account_id(text):
-        raise EventParseError(f"{where} is {value!r}, not a 12-digit AWS account ID")
-    return text
+    if not is_account_id(value):
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+        raise EventParseError(f"{where} is {shown}, not a 12-digit AWS account ID (ASCII digits 0-9)")
+    return str(value)
 
 
-def _find_account_id(*candidates: Any) -> Any:
-    """The first `accountId` in the given objects, searched one nesting level deep."""
-    for candidate in candidates:
-        if not isinstance(candidate, dict):
-            continue
-        if "accountId" in candidate:
-            return candidate["accountId"]
-        for nested in candidate.values():
+def _member_account_id(name: str, detail: dict[str, Any], *, service_details: bool) -> str:
+    """The ID of the account the event is about, from where AWS documents it, and nowhere else.
+
+    API-call events name it in `requestParameters.accountId`; service events in `serviceEventDetails`, directly
+    or in one nested object (`...Status`, `...Details`). Never `userIdentity` or `recipientAccountId`: those are
+    the caller and the account the event was logged in, i.e. the management account.
+    """
+    found: dict[str, str] = {}  # value -> where
+    params = _object(detail.get("requestParameters"))
+    if "accountId" in params:
+        found.setdefault(str(params["accountId"]), "requestParameters.accountId")
+    if service_details:
+        details = _object(detail.get("serviceEventDetails"))
+        if "accountId" in details:
+            found.setdefault(str(details["accountId"]), "serviceEventDetails.accountId")
+        for key, nested in details.items():
             if isinstance(nested, dict) and "accountId" in nested:
-                return nested["accountId"]
-    return None
+                found.setdefault(str(nested["accountId"]), f"serviceEventDetails.{key}.accountId")
+    if not found:
+        places = "requestParameters.accountId" + (" or serviceEventDetails" if service_details else "")
+        raise EventParseError(
+            f"{name} names no member account in {places}; the caller's identity is never used in its place"
+        )
+    if len(found) > 1:
+        listed = ", ".join(f"{where}={value!r}" for value, where in found.items())
+        raise EventParseError(f"{name} names more than one account ({listed}); which one is meant is unclear")
+    [(value, where)] = found.items()
+    return _account_id(value, f"{name} {where}")
 
 
 def _object(value: Any) -> dict[str, Any]:
@@ -208,13 +238,12 @@ def parse_arrival(raw: Any) -> AccountArrival:
             completed_at=parse_timestamp(status.get("completedTimestamp")),
         )
 
-    # AccountJoinedOrganization: the detail shape is not documented, so look where such events keep ids.
-    account_id = _find_account_id(details, detail.get("requestParameters"), detail.get("responseElements"), detail)
+    # AccountJoinedOrganization: the detail shape is not documented; look only where such events keep the member.
     return AccountArrival(
         event_id=event_id,
         kind="AccountJoinedOrganization",
         state="SUCCEEDED",
-        account_id=_account_id(account_id, "AccountJoinedOrganization accountId"),
+        account_id=_member_account_id(name, detail, service_details=True),
         account_name=None,
         ou_id=None,
         failure_reason=None,
@@ -237,15 +266,17 @@ def parse_departure(raw: Any) -> AccountDeparture:
         if not isinstance(status, dict):
             raise EventParseError("CloseAccountResult without serviceEventDetails.closeAccountStatus")
         state = str(status.get("state") or "")
-        account_id = status.get("accountId")
+        account_id = _account_id(status.get("accountId"), "closeAccountStatus.accountId")
     else:
         if detail.get("errorCode"):
             state = "FAILED"  # an API call that AWS refused changed nothing
-        account_id = _find_account_id(params, details, detail.get("responseElements"), detail)
+        # API calls (CloseAccount, RemoveAccountFromOrganization, MoveAccount) name the account in their request;
+        # AccountDepartedOrganization is a service event of undocumented shape.
+        account_id = _member_account_id(name, detail, service_details=name == "AccountDepartedOrganization")
     return AccountDeparture(
         event_id=event_id,
         kind=name,
-        account_id=_account_id(account_id, f"{name} accountId"),
+        account_id=account_id,
         state=state,
         source_parent_id=params.get("sourceParentId"),
         destination_parent_id=params.get("destinationParentId"),

@@ -7,6 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from chalicelib.adapters.lease import AccountBusyError
 from chalicelib.adapters.workqueue import new_run_id, work_messages
 from chalicelib.container import Services, get_services
 from chalicelib.core.errors import AccessRoleUnavailableError, ConfigurationError, EventParseError, GatehouseError
@@ -15,6 +16,7 @@ from chalicelib.core.observability import logger, metrics, tracer
 from chalicelib.events import event_id_of, parse_arrival, parse_departure
 from chalicelib.fleet.service import reconciliation_notification
 from chalicelib.fleet.worker import FleetWorker
+from chalicelib.onboarding.arrival import forget_onboarding, onboarding_key
 from chalicelib.onboarding.outcome import OFFBOARDING_KIND, ONBOARDING_KIND, AccountOutcome, outcome_notification
 from chalicelib.planning.scope import check_scope
 
@@ -26,6 +28,7 @@ OUTCOME_METRICS = {
     "failed": "OnboardingFailed",
     "creation-failed": "AccountCreationFailed",
     "rejected": "EventsRejected",
+    "refused": "ActionsRefused",
     "offboarded": "AccountsOffboarded",
     "kept": "AccountsKept",
 }
@@ -55,7 +58,22 @@ def handle_account_arrival(event: dict[str, Any], context: Any) -> dict[str, Any
             result.account_name = arrival.account_name
         return _report(services, result)
     assert arrival.account_id is not None  # parse_arrival guarantees it on success
-    return onboard(services, arrival.account_id, trigger=trigger, event_time=arrival.event_time, context=context)
+    return onboard(
+        services,
+        arrival.account_id,
+        trigger=trigger,
+        event_id=arrival.event_id,
+        event_time=arrival.event_time,
+        context=context,
+    )
+
+
+class _Unsaved(Exception):
+    """A converge job's failure: true of this attempt only, so it must not stand for the account for an hour."""
+
+    def __init__(self, result: AccountOutcome) -> None:
+        super().__init__(result.reason)
+        self.result = result
 
 
 def onboard(
@@ -63,13 +81,16 @@ def onboard(
     account_id: str,
     *,
     trigger: str,
+    event_id: str,
     event_time: datetime | None,
     context: Any,
-    once_key: str = "",
 ) -> dict[str, Any]:
-    """Onboard one account at most once per delivery window; notify exactly once per outcome.
+    """Onboard one account; notify exactly once per outcome.
 
-    `once_key` defaults to the account: arrivals of one account within the window are one job.
+    Admission (a member? the management account? in scope?) is true of this event: its result is saved per
+    event. Converging is one job per account (`onboarding_key`): an arrival and a move of one account, or two
+    deliveries of one event, run it once; it runs under the account's lease, so a job of another kind writing
+    the account first (the fleet worker, `gatehouse apply`, an offboarding) is waited for and then seen.
     """
     logger.append_keys(account_id=account_id)
     try:
@@ -77,12 +98,25 @@ def onboard(
     except ConfigurationError as exc:
         # Nothing is written with settings that cannot be trusted; the reconciliation catches up later.
         return _report(services, AccountOutcome(account_id, "failed", f"{exc}. Nothing was changed.", trigger=trigger))
+    services.once.register_lambda_context(context)
+    services.leases.register_lambda_context(context)
+    onboarding = services.onboarding(settings)
+    try:
+        admitted = onboarding.admit(account_id, trigger=trigger)
+    except GatehouseError as exc:
+        logger.exception("onboarding failed")
+        return _report(services, AccountOutcome(account_id, "failed", str(exc), trigger=trigger))
+    if isinstance(admitted, AccountOutcome):
+        done: dict[str, Any] = services.once.run_once(
+            f"admit#{account_id}#{event_id}", lambda: _report(services, admitted)
+        )
+        return done
 
     def job() -> dict[str, Any]:
         started = services.clock.monotonic()
         try:
-            result = services.onboarding(settings).onboard(account_id, trigger=trigger, event_time=event_time)
-        except AccessRoleUnavailableError:
+            result = onboarding.converge(admitted, trigger=trigger, event_time=event_time)
+        except (AccessRoleUnavailableError, AccountBusyError):
             raise
         except GatehouseError as exc:
             logger.exception("onboarding failed")
@@ -92,14 +126,21 @@ def onboard(
             unit=MetricUnit.Milliseconds,
             value=(services.clock.monotonic() - started) * 1000,
         )
+        if result.outcome == "failed":
+            raise _Unsaved(result)
         return _report(services, result)
 
-    services.once.register_lambda_context(context)
     try:
-        outcome: dict[str, Any] = services.once.run_once(once_key or f"onboard#{account_id}", job)
+        outcome: dict[str, Any] = services.once.run_once(onboarding_key(account_id), job)
+    except _Unsaved as failed:
+        return _report(services, failed.result)
     except AccessRoleUnavailableError as exc:
         metrics.add_metric(name="AccessRoleRetries", unit=MetricUnit.Count, value=1)
         logger.warning("access role not assumable yet; handing the retry back to Lambda", reason=str(exc))
+        raise
+    except AccountBusyError as exc:
+        metrics.add_metric(name="AccountBusyRetries", unit=MetricUnit.Count, value=1)
+        logger.warning("another job keeps the account; handing the retry back to Lambda", reason=str(exc))
         raise
     return outcome
 
@@ -111,7 +152,8 @@ def _rejected(event: Any, problem: EventParseError, kind: str) -> AccountOutcome
 
 def _report(services: Services, result: AccountOutcome) -> dict[str, Any]:
     """Log, count and notify one outcome."""
-    log = logger.error if result.outcome in ("failed", "creation-failed", "rejected") else logger.info
+    alarming = ("failed", "creation-failed", "rejected", "refused")
+    log = logger.error if result.outcome in alarming else logger.info
     log(f"{result.event_kind} outcome", outcome=result.outcome, account_id=result.account_id, reason=result.reason)
     metrics.add_metric(name=OUTCOME_METRICS[result.outcome], unit=MetricUnit.Count, value=1)
     notify_safely(services.notifier, outcome_notification(result))
@@ -147,22 +189,36 @@ def handle_account_departure(event: dict[str, Any], context: Any) -> dict[str, A
         account = services.directory.describe(departure.account_id)
         if account is not None and check_scope(account, settings).in_scope:
             # Moved within scope, or into it: converge like an arrival (no change when already in order).
-            key = f"move#{departure.account_id}#{departure.event_id}"
             return onboard(
-                services, departure.account_id, trigger=trigger, event_time=None, context=context, once_key=key
+                services,
+                departure.account_id,
+                trigger=trigger,
+                event_id=departure.event_id,
+                event_time=None,
+                context=context,
             )
 
     def job() -> dict[str, Any]:
         try:
             result = services.offboarding(settings).offboard(departure, trigger=trigger, why=why)
+        except AccountBusyError:
+            raise
         except GatehouseError as exc:
             logger.exception("offboarding failed")
             result = AccountOutcome(departure.account_id, "failed", str(exc), trigger=trigger)
             result.event_kind = OFFBOARDING_KIND
+        if result.outcome not in ("failed", "refused"):
+            forget_onboarding(services.once, departure.account_id)
         return _report(services, result)
 
     services.once.register_lambda_context(context)
-    done: dict[str, Any] = services.once.run_once(f"offboard#{departure.account_id}#{departure.event_id}", job)
+    services.leases.register_lambda_context(context)
+    try:
+        done: dict[str, Any] = services.once.run_once(f"offboard#{departure.account_id}#{departure.event_id}", job)
+    except AccountBusyError as exc:
+        metrics.add_metric(name="AccountBusyRetries", unit=MetricUnit.Count, value=1)
+        logger.warning("another job keeps the account; handing the retry back to Lambda", reason=str(exc))
+        raise
     return done
 
 
@@ -208,6 +264,7 @@ def handle_work(event: dict[str, Any], context: Any) -> dict[str, Any]:
     services = get_services()
     settings = services.settings()  # invalid settings fail the whole batch: SQS retries, then the DLQ keeps it
     services.once.register_lambda_context(context)
+    services.leases.register_lambda_context(context)
     worker = FleetWorker(services, settings)
 
     def record_handler(record: SQSRecord) -> dict[str, Any]:

@@ -63,13 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+MAX_FILE_BYTES = 8 * 1024 * 1024  # a state of thousands of accounts, or an event, is far smaller
+MAX_FILE_DEPTH = 32
+
+
 def load_json_file(path: Path, what: str) -> Any:
+    from chalicelib.core.safejson import JsonLimitError, loads_bounded
+
     try:
-        return json.loads(path.read_text())
+        return loads_bounded(
+            path.read_bytes(), max_bytes=MAX_FILE_BYTES, max_depth=MAX_FILE_DEPTH, what=f"{what} {path}"
+        )
     except FileNotFoundError:
         raise UsageError(f"{what} {path} does not exist") from None
-    except ValueError as exc:
-        raise UsageError(f"{what} {path} is not valid JSON: {exc}") from None
+    except JsonLimitError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -96,8 +104,8 @@ def _run_replay(args: argparse.Namespace) -> int:
         with Sandbox(state) as sandbox:
             for path in args.events:
                 try:
-                    event = json.loads(path.read_text())
-                except (OSError, ValueError) as exc:
+                    event = load_json_file(path, "event file")
+                except (OSError, UsageError) as exc:
                     sandbox.errors.append({"source": str(path), "message": f"unreadable event file: {exc}"})
                     continue
                 for _ in range(args.repeat):

@@ -123,11 +123,15 @@ def run_apply(args: argparse.Namespace) -> int:
             f"Applied {len(report.applied)} accounts, deregistered {len(report.deregistered)}, "
             f"failed {len(report.failed)}."
         )
+        if report.unchanged:
+            print(f"  {len(report.unchanged)} already in order when their turn came (another job had done it)")
+        for item, why in sorted(report.refused.items()):
+            print(f"  REFUSED {item}: {why}")
         for item, why in sorted(report.failed.items()):
             print(f"  FAILED {item}: {why}")
         after = services.fleet(settings).plan()
         print("Plan after apply: " + ("nothing to do." if not after.changes else _summary_line(after, rpm)))
-        return FAILED if report.failed else NO_CHANGES
+        return FAILED if report.failed or report.refused else NO_CHANGES
 
 
 def _stage_queue(services: Any, stage: str) -> Any:

@@ -16,7 +16,7 @@ from chalicelib.approvals.notifications import explain
 from chalicelib.approvals.rules.compile import RuleSet, load_rules_from_ssm, parse_ruleset
 from chalicelib.approvals.rules.lint import LintFinding, lint
 from chalicelib.approvals.rules.schema import CONDITION_FIELDS, Rule, RuleSetProblem
-from chalicelib.core.ids import is_account_id
+from chalicelib.core.identifiers import is_account_id, partition_for_region
 from chalicelib.core.models import MemberAccount
 
 RULES_PARAMETER_ENV = "GATEHOUSE_RULES_PARAMETER"
@@ -27,6 +27,10 @@ PLACEHOLDER_ID = "00000000-0000-0000-0000-000000000000"
 EXIT_OK = 0
 EXIT_FINDINGS = 1  # the rule document has errors (or, for `show`, there is no usable deployed rule set)
 EXIT_USAGE = 2
+
+# Request and state files are small; a sandbox state of a few thousand accounts stays far below these.
+MAX_INPUT_BYTES = 8 * 1024 * 1024
+MAX_INPUT_DEPTH = 32
 
 # Request files may use the engine's names or Proton's (as `aws proton get-environment-account-connection` prints).
 REQUEST_FIELDS = {
@@ -127,10 +131,13 @@ def _read_text(path: Path, what: str) -> str:
 
 
 def _read_json(path: Path, what: str) -> Any:
+    from chalicelib.core.safejson import JsonLimitError, loads_bounded
+
     try:
-        return json.loads(_read_text(path, what))
-    except ValueError as exc:
-        raise UsageError(f"{what} {path} is not valid JSON: {exc}") from None
+        text = _read_text(path, what)
+        return loads_bounded(text, max_bytes=MAX_INPUT_BYTES, max_depth=MAX_INPUT_DEPTH, what=f"{what} {path}")
+    except JsonLimitError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def load_request(raw: Any, default_management_account: str) -> ConnectionRequest:
@@ -183,7 +190,7 @@ def load_state(raw: Any) -> tuple[dict[str, MemberAccount], str]:
         raise UsageError("organization.accounts must be a list of {id, name, ou, tags, status}")
     for index, item in enumerate(listed):
         if not isinstance(item, dict) or not is_account_id(str(item.get("id", ""))):
-            raise UsageError(f"organization.accounts[{index}] needs an 'id' of 12 digits")
+            raise UsageError(f"organization.accounts[{index}] needs an 'id' of 12 digits (ASCII 0-9)")
         account_id = str(item["id"])
         tags = item.get("tags") or {}
         if not isinstance(tags, dict):
@@ -319,8 +326,11 @@ def run_test(args: argparse.Namespace) -> int:
     request = load_request(_read_json(args.request, "request file"), management)
     ruleset = parse_ruleset(_read_text(args.file, "rule file"), source=str(args.file))
     account = accounts.get(request.environment_account_id)
-    decision = decide(request, ruleset, account, management)
-    evaluations = explain_all(request, ruleset, account) if args.all and isinstance(ruleset, RuleSet) else ()
+    partition = partition_for_region(request.region)  # connection and environment share a region, hence a partition
+    decision = decide(request, ruleset, account, management, partition=partition)
+    evaluations = (
+        explain_all(request, ruleset, account, partition=partition) if args.all and isinstance(ruleset, RuleSet) else ()
+    )
 
     if args.json:
         payload = decision.to_dict()
@@ -379,9 +389,11 @@ def run_show(args: argparse.Namespace) -> int:
         except AwsError as exc:
             print(f"ssm:{name}: cannot be read: {exc}", file=sys.stderr)
             return EXIT_FINDINGS
+        from chalicelib.core.safejson import JsonLimitError, loads_bounded
+
         try:
-            print(json.dumps(json.loads(value), indent=2))
-        except ValueError:
+            print(json.dumps(loads_bounded(value, max_bytes=MAX_INPUT_BYTES, max_depth=MAX_INPUT_DEPTH), indent=2))
+        except JsonLimitError:
             print(value)
         return EXIT_OK
 

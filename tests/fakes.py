@@ -319,6 +319,9 @@ class FakeDirectory:
         self.described: list[str] = []
         self.tag_reads: list[str] = []
 
+    def management_account_id(self) -> str:
+        return next((m.account_id for m in self.members.values() if m.is_management), "000000000000")
+
     def describe(self, account_id: str) -> MemberAccount | None:
         self.described.append(account_id)
         self.script.check("describe")
@@ -399,6 +402,10 @@ class FakeOnceGuard:
 
     def register_lambda_context(self, context: Any) -> None:
         self.contexts.append(context)
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self.done.pop(key, None)
 
 
 class FakeNotifier:
@@ -518,6 +525,14 @@ class FakeServices:
     settings_error: Exception | None = None
     hand_back_rate_limits: bool = False
     session_attempts: list[int | None] = field(default_factory=list)
+    leases: Any = None  # an AccountLeases over an in-memory lease; built on this clock when None
+
+    def __post_init__(self) -> None:
+        if self.leases is None:
+            from chalicelib.adapters.lease import AccountLeases
+            from tests.lease_fakes import MemoryLease
+
+            self.leases = AccountLeases(MemoryLease(), self.clock)
 
     def settings(self) -> Settings:
         if self.settings_error is not None:
@@ -553,6 +568,7 @@ class FakeServices:
             ledger=self.ledger,
             clock=self.clock,
             jitter=top_of_range,
+            leases=self.leases,
         )
 
     def offboarding(self, settings: Settings) -> Any:
@@ -560,10 +576,12 @@ class FakeServices:
 
         return Offboarding(
             settings=settings,
+            directory=self.directory,
             member_session=self.members.session,
             cloudcraft=self.cloudcraft_client,
             ledger=self.ledger,
             executor=self.executor(settings),
+            leases=self.leases,
         )
 
     def fleet(self, settings: Settings) -> Any:
@@ -577,6 +595,7 @@ class FakeServices:
             identity=lambda: self.cloudcraft_identity(settings),
             ledger=self.ledger,
             executor=self.executor(settings),
+            leases=self.leases,
             workers=1,
         )
 

@@ -24,7 +24,7 @@ ACCESS_DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException"})
 Translator = Callable[[ClientError | BotoCoreError, str], Exception]
 
 
-def _error_code(exc: BaseException) -> str:
+def error_code(exc: BaseException) -> str:
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code", ""))
     return ""
@@ -32,7 +32,7 @@ def _error_code(exc: BaseException) -> str:
 
 def translate(exc: ClientError | BotoCoreError, doing: str) -> AwsError:
     """A botocore failure as the project's error, naming what was being done and the error code."""
-    code = _error_code(exc) or type(exc).__name__
+    code = error_code(exc) or type(exc).__name__
     error_class = (
         AwsNotFoundError
         if code in NOT_FOUND_CODES

@@ -5,13 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from chalicelib.adapters.aws import aws_call
+
 T = TypeVar("T")
+
+# Records are keyed on the job's key alone, not on the function that ran it: an arrival and a move of one
+# account (two functions), or an approval event and the sweep, are one job.
+KEY_PREFIX = "gatehouse"
 
 
 class OnceGuard(Protocol):
     def run_once(self, key: str, fn: Callable[[], T]) -> T:
         """Run `fn` unless a job with `key` already ran (then return its saved result) or is running (then raise
         Powertools' IdempotencyAlreadyInProgressError, which callers catch)."""
+
+    def forget(self, key: str) -> None:
+        """Drop the saved result of `key`, so the next job with that key runs (the state it described changed)."""
 
 
 class DynamoOnceGuard:
@@ -35,7 +44,16 @@ class DynamoOnceGuard:
             return fn()
 
         once = idempotent_function(
-            job_once, data_keyword_argument="job", persistence_store=self._store, config=self._config
+            job_once,
+            data_keyword_argument="job",
+            persistence_store=self._store,
+            config=self._config,
+            key_prefix=KEY_PREFIX,
         )
         result: T = once(job={"key": key})
         return result
+
+    def forget(self, key: str) -> None:
+        self._store.configure(self._config, key_prefix=KEY_PREFIX)
+        with aws_call("dynamodb:DeleteItem (do-once record)"):
+            self._store.delete_record(data={"key": key}, exception=LookupError(f"forget {key}"))

@@ -268,6 +268,11 @@ def _as_document(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         from urllib.parse import unquote
 
-        parsed = json.loads(unquote(value))
+        from chalicelib.core.safejson import JsonLimitError, loads_bounded
+
+        try:  # IAM caps a role's policy at 10,240 characters; one that cannot be read is drift to repair
+            parsed = loads_bounded(unquote(value), max_bytes=65_536, max_depth=32, what="the policy document")
+        except JsonLimitError:
+            return {}
         return parsed if isinstance(parsed, dict) else {}
     return {}

@@ -23,7 +23,7 @@ from chalicelib.approvals.errors import (
 from chalicelib.approvals.service import Connection
 from chalicelib.core.errors import EventParseError
 from chalicelib.core.ids import parse_arn
-from chalicelib.events import PROTON_CONNECTION_PATTERN, PROTON_DETAIL_TYPE
+from chalicelib.events import PROTON_CONNECTION_PATTERN, PROTON_DETAIL_TYPE, check_event_depth
 
 if TYPE_CHECKING:
     from mypy_boto3_proton import ProtonClient
@@ -66,6 +66,7 @@ def parse_status_change(raw: Any) -> ConnectionStatusChange:
     """Parse the EventBridge event at the edge; raises EventParseError naming what is wrong."""
     if not isinstance(raw, dict):
         raise EventParseError(f"an event must be a JSON object, got {type(raw).__name__}")
+    check_event_depth(raw)
     if raw.get("source") != "aws.proton" or raw.get("detail-type") != DETAIL_TYPE:
         raise EventParseError(f"not a Proton connection status change: {raw.get('source')} / {raw.get('detail-type')}")
     detail = raw.get("detail")

@@ -18,7 +18,8 @@ from chalicelib.approvals.rules.compile import (
     RuleSet,
 )
 from chalicelib.approvals.rules.schema import Action, RuleSetProblem
-from chalicelib.core.ids import parse_role_arn
+from chalicelib.core.identifiers import DEFAULT_PARTITION, is_account_id
+from chalicelib.core.identifiers import parse_role_arn as parse_arn
 from chalicelib.core.models import MemberAccount
 
 DecisionMode = Literal["enforce", "shadow", "no-rules"]
@@ -143,30 +144,37 @@ class Decision:
 # --------------------------------------------------------------------------------------------------
 
 
-def _role_fact(arn: str | None) -> tuple[str, str] | None:
+def parse_role_arn(arn: str, partition: str = DEFAULT_PARTITION) -> tuple[str, str, str] | None:
+    """(account, path, name) of an IAM role ARN in `partition` (the deployment's), or None when it is not one:
+    a role in another partition is in no account of this Organization, whatever its account ID says."""
+    parsed = parse_arn(arn, partition=partition)
+    return None if parsed is None else (parsed.account_id, parsed.path, parsed.name)
+
+
+def _role_fact(arn: str | None, partition: str) -> tuple[str, str] | None:
     if not arn:
         return None
-    parsed = parse_role_arn(arn)
+    parsed = parse_role_arn(arn, partition)
     if parsed is None:
         return None
     _, path, name = parsed
-    return name.lower(), (path + name).lower()
+    return name.lower(), (path + name).lower()  # IAM names ignore case
 
 
-def _facts(request: ConnectionRequest, account: MemberAccount | None) -> tuple[Any, ...]:
+def _facts(request: ConnectionRequest, account: MemberAccount | None, partition: str) -> tuple[Any, ...]:
     return (
         request.environment_account_id,  # SLOT_ACCOUNT_ID
         account.ou_keys if account is not None else None,  # SLOT_OU_KEYS
         account.tags if account is not None else None,  # SLOT_TAGS
         request.environment_name,  # SLOT_ENVIRONMENT_NAME
-        _role_fact(request.role_arn),  # SLOT_ROLE
-        _role_fact(request.component_role_arn),  # SLOT_COMPONENT_ROLE
-        _role_fact(request.codebuild_role_arn),  # SLOT_CODEBUILD_ROLE
+        _role_fact(request.role_arn, partition),  # SLOT_ROLE
+        _role_fact(request.component_role_arn, partition),  # SLOT_COMPONENT_ROLE
+        _role_fact(request.codebuild_role_arn, partition),  # SLOT_CODEBUILD_ROLE
         request.region,  # SLOT_REGION
     )
 
 
-def _actual(slot: int, request: ConnectionRequest, account: MemberAccount | None, expected: str) -> str:
+def _actual(slot: int, request: ConnectionRequest, account: MemberAccount | None, expected: str, partition: str) -> str:
     if slot == SLOT_ACCOUNT_ID:
         return request.environment_account_id
     if slot == SLOT_ENVIRONMENT_NAME:
@@ -181,7 +189,7 @@ def _actual(slot: int, request: ConnectionRequest, account: MemberAccount | None
         }[slot]
         if not arn:
             return "no such role in the request"
-        return arn if parse_role_arn(arn) is not None else f"{arn} (not an IAM role ARN)"
+        return arn if parse_role_arn(arn, partition) is not None else f"{arn} (not an IAM role ARN in {partition})"
     if account is None:
         return "account unknown to this Organization"
     if slot == SLOT_OU_KEYS:
@@ -194,20 +202,30 @@ def _actual(slot: int, request: ConnectionRequest, account: MemberAccount | None
     return "?"
 
 
-def evaluate_rule(rule: CompiledRule, request: ConnectionRequest, account: MemberAccount | None) -> RuleEvaluation:
+def evaluate_rule(
+    rule: CompiledRule,
+    request: ConnectionRequest,
+    account: MemberAccount | None,
+    *,
+    partition: str = DEFAULT_PARTITION,
+) -> RuleEvaluation:
     """Every condition of one rule, evaluated in full: for explaining, not for deciding."""
     account = _same_account(request, account)
-    return _evaluate(rule, _facts(request, account), request, account)
+    return _evaluate(rule, _facts(request, account, partition), request, account, partition)
 
 
 def _evaluate(
-    rule: CompiledRule, facts: tuple[Any, ...], request: ConnectionRequest, account: MemberAccount | None
+    rule: CompiledRule,
+    facts: tuple[Any, ...],
+    request: ConnectionRequest,
+    account: MemberAccount | None,
+    partition: str,
 ) -> RuleEvaluation:
     results = tuple(
         ConditionResult(
             field=c.field,
             expected=c.expected,
-            actual=_actual(c.slot, request, account, c.expected),
+            actual=_actual(c.slot, request, account, c.expected, partition),
             held=bool(c.test(facts[c.slot])),
         )
         for c in rule.conditions
@@ -216,10 +234,14 @@ def _evaluate(
 
 
 def explain_all(
-    request: ConnectionRequest, rules: RuleSet, account: MemberAccount | None
+    request: ConnectionRequest,
+    rules: RuleSet,
+    account: MemberAccount | None,
+    *,
+    partition: str = DEFAULT_PARTITION,
 ) -> tuple[RuleEvaluation, ...]:
     """Every rule against the request, in order, for `gatehouse rules test --all`."""
-    return tuple(evaluate_rule(rule, request, account) for rule in rules.rules)
+    return tuple(evaluate_rule(rule, request, account, partition=partition) for rule in rules.rules)
 
 
 def _same_account(request: ConnectionRequest, account: MemberAccount | None) -> MemberAccount | None:
@@ -235,6 +257,8 @@ def _invariants(
     account: MemberAccount | None,
     this_account_id: str,
     matched: CompiledRule | None,
+    *,
+    partition: str,
 ) -> tuple[InvariantCheck, ...]:
     if isinstance(rules, RuleSetProblem):
         rules_check = InvariantCheck(
@@ -249,10 +273,12 @@ def _invariants(
         )
 
     outside: list[str] = []
+    if not is_account_id(request.environment_account_id):
+        outside.append(f"the environment account {request.environment_account_id!r} is not a 12-digit account ID")
     for field_name, arn in request.role_arns():
-        parsed = parse_role_arn(arn) if arn else None
+        parsed = parse_role_arn(arn, partition) if arn else None
         if parsed is None:
-            outside.append(f"{field_name} {arn or '(empty)'} is not an IAM role ARN")
+            outside.append(f"{field_name} {arn or '(empty)'} is not an IAM role ARN in partition {partition}")
         elif parsed[0] != request.environment_account_id:
             outside.append(f"{field_name} {arn} is in account {parsed[0]}")
     roles_check = InvariantCheck(
@@ -304,11 +330,16 @@ def decide(
     rules: RuleSet | RuleSetProblem,
     account: MemberAccount | None,
     this_account_id: str,
+    *,
+    partition: str = DEFAULT_PARTITION,
 ) -> Decision:
-    """First matching rule wins; then the invariants, which can only turn the answer into a hold."""
+    """First matching rule wins; then the invariants, which can only turn the answer into a hold.
+
+    `partition` is the deployment's (`aws` unless deployed in China or GovCloud, say): a role ARN in any other
+    partition is not in the environment account."""
     account = _same_account(request, account)
     matched: CompiledRule | None = None
-    facts = _facts(request, account)
+    facts = _facts(request, account, partition)
     if isinstance(rules, RuleSet):
         for rule in rules.candidates(request.environment_account_id):
             # Inlined CompiledRule.matches: this loop is the engine's hot path.
@@ -325,10 +356,10 @@ def decide(
     else:
         rule_action, mode, digest, problem = "hold", "no-rules", None, rules
 
-    invariants = _invariants(request, rules, account, this_account_id, matched)
+    invariants = _invariants(request, rules, account, this_account_id, matched, partition=partition)
     held = all(check.held for check in invariants)
     action: Action = rule_action if held else "hold"
-    conditions = _evaluate(matched, facts, request, account).conditions if matched is not None else ()
+    conditions = _evaluate(matched, facts, request, account, partition).conditions if matched is not None else ()
     return Decision(
         request=request,
         action=action,

@@ -137,6 +137,8 @@ class ApprovalService:
         notifier: Notifier,
         once: OnceGuard,
         logger: Log,
+        *,
+        partition: str = "aws",
     ) -> None:
         self._gateway = gateway
         self._load_rules = load_rules
@@ -145,6 +147,7 @@ class ApprovalService:
         self._notifier = notifier
         self._once = once
         self._log = logger
+        self._partition = partition  # the deployment's: a role ARN in another partition is no role of a member
         self._kind = getattr(gateway, "kind", "connection")
 
     # --- entry points ------------------------------------------------------------------------------------
@@ -200,7 +203,7 @@ class ApprovalService:
             # Without the Organization's answer membership cannot be judged; retrying beats guessing.
             raise DirectoryUnavailable(f"could not look up account {account_id}: {exc}") from exc
 
-        decision = decide(connection.request, rules, account, self._this_account_id)
+        decision = decide(connection.request, rules, account, self._this_account_id, partition=self._partition)
         acted = False
         result: Result
         if decision.effective:

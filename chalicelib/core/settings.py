@@ -10,10 +10,15 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from chalicelib.core.errors import ConfigurationError
+from chalicelib.core.identifiers import same_iam_name
 from chalicelib.core.ids import ACCOUNT_ID_PATTERN, REGION_PATTERN, ROLE_NAME_PATTERN
 from chalicelib.core.models import OU_ID
 from chalicelib.core.naming import render_name, template_errors
+from chalicelib.core.safejson import JsonLimitError, check_depth, loads_bounded
 
+# The document lives in one SSM parameter (8 KB at most, advanced tier); anything far larger or deeper is not it.
+MAX_SETTINGS_BYTES = 64 * 1024
+MAX_SETTINGS_DEPTH = 16
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 PermissionMode = Literal["read-only-access", "custom", "minimal"]
@@ -101,8 +106,13 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _check_role_names(self) -> Settings:
-        if self.cloudcraft_role_name in self.access_role_names:
-            raise ValueError("cloudcraft_role_name must differ from every access role name")
+        # IAM role names are unique regardless of case: "Cloudcraft" and "cloudcraft" are the same role.
+        clash = [name for name in self.access_role_names if same_iam_name(name, self.cloudcraft_role_name)]
+        if clash:
+            raise ValueError(
+                f"cloudcraft_role_name {self.cloudcraft_role_name!r} is the access role {clash[0]!r} (IAM role "
+                "names ignore case): it must differ from every access role name"
+            )
         return self
 
     def registration_name(self, account_id: str, account_name: str, ou_path: str) -> str:
@@ -118,12 +128,29 @@ class Settings(BaseModel):
         return tuple(f"team/{team}" for team in self.write_access_teams)
 
 
+def parse_settings_text(text: str | bytes | None, source: str = "settings") -> Settings:
+    """Parse and validate the settings document as stored (JSON text), within size and nesting limits."""
+    if text is None or not (text.strip() if isinstance(text, str) else bytes(text).strip()):
+        return parse_settings({}, source)
+    try:
+        document = loads_bounded(
+            text, max_bytes=MAX_SETTINGS_BYTES, max_depth=MAX_SETTINGS_DEPTH, what="the settings document"
+        )
+    except JsonLimitError as exc:
+        raise ConfigurationError(f"{source}: {exc}; fix it with aws ssm put-parameter") from None
+    return parse_settings(document, source)
+
+
 def parse_settings(document: Any, source: str = "settings") -> Settings:
     """Validate a settings document; the error names every bad field and how to fix it."""
     if document is None or document == "":
         document = {}
     if not isinstance(document, dict):
         raise ConfigurationError(f"{source}: the document must be a JSON object, got {type(document).__name__}")
+    try:
+        check_depth(document, MAX_SETTINGS_DEPTH, what="the settings document")
+    except JsonLimitError as exc:
+        raise ConfigurationError(f"{source}: {exc}") from None
     try:
         return Settings.model_validate(document)
     except ValidationError as exc:

@@ -8,23 +8,26 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from chalicelib.adapters.lease import AccountLeases
 from chalicelib.adapters.ledger import Ledger
 from chalicelib.adapters.member import MemberSession
-from chalicelib.core.errors import GatehouseError
+from chalicelib.core.errors import AccessRoleUnavailableError, GatehouseError
 from chalicelib.core.models import MemberAccount
 from chalicelib.core.notifications import Notification
 from chalicelib.core.settings import Settings
-from chalicelib.planning.executor import Executor
+from chalicelib.planning.executor import ExecutionResult, Executor
 from chalicelib.planning.plan import (
     AccountPlan,
     Cloudcraft,
     CloudcraftIdentity,
     FleetPlan,
     MemberView,
+    OrphanPlan,
     plan_account,
     plan_orphans,
 )
-from chalicelib.planning.scope import check_scope
+from chalicelib.planning.registration import Registration
+from chalicelib.planning.scope import check_scope, management_refusal
 
 log = logging.getLogger("gatehouse.fleet")
 DEFAULT_WORKERS = 16  # member-account reads run in parallel; Cloudcraft writes never do
@@ -33,6 +36,8 @@ DEFAULT_WORKERS = 16  # member-account reads run in parallel; Cloudcraft writes 
 class FleetDirectory(Protocol):
     def list_members(self, *, with_tags: bool = True) -> list[MemberAccount]: ...
     def tags(self, resource_id: str) -> dict[str, str]: ...
+    def describe(self, account_id: str) -> MemberAccount | None: ...
+    def management_account_id(self) -> str: ...
 
 
 @dataclass
@@ -40,9 +45,43 @@ class ApplyReport:
     applied: list[str] = field(default_factory=list)  # account IDs brought in line
     deregistered: list[str] = field(default_factory=list)  # registration IDs
     failed: dict[str, str] = field(default_factory=dict)  # account or registration ID → why
+    # Accounts found in order when their turn came (another job did the work), and those Gatehouse would not touch.
+    unchanged: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"applied": self.applied, "deregistered": self.deregistered, "failed": self.failed}
+        return {
+            "applied": self.applied,
+            "deregistered": self.deregistered,
+            "failed": self.failed,
+            "unchanged": self.unchanged,
+            "refused": self.refused,
+        }
+
+
+@dataclass(frozen=True)
+class AccountWork:
+    """What one job did to one account, re-planned from live state under the account's lease."""
+
+    account_id: str
+    outcome: str  # applied | unchanged | skipped | refused | deregistered
+    reason: str
+    actions: tuple[str, ...] = ()
+    execution: ExecutionResult | None = None
+    deregistered: str | None = None  # the registration removed
+
+    def to_dict(self) -> dict[str, Any]:
+        done: dict[str, Any] = {
+            "account_id": self.account_id,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "actions": list(self.actions),
+        }
+        if self.execution is not None:
+            done.update(self.execution.__dict__)
+        if self.deregistered:
+            done["registration_id"] = self.deregistered
+        return done
 
 
 @dataclass(frozen=True)
@@ -64,6 +103,7 @@ class Fleet:
         identity: Callable[[], CloudcraftIdentity],
         ledger: Ledger,
         executor: Executor,
+        leases: AccountLeases,
         workers: int = DEFAULT_WORKERS,
     ) -> None:
         self._settings = settings
@@ -73,6 +113,7 @@ class Fleet:
         self._identity = identity
         self._ledger = ledger
         self._executor = executor
+        self._leases = leases
         self._workers = workers
 
     # --- plan (reads only) -------------------------------------------------------------------------------
@@ -112,6 +153,104 @@ class Fleet:
             return MemberView(error=str(exc))
         return MemberView(member.access_role, role)
 
+    # --- one account, under its lease ---------------------------------------------------------------------
+    def converge_account(self, account_id: str, *, job: str) -> AccountWork:
+        """Bring one account in line from what Organizations, IAM, the ledger and Cloudcraft say now.
+
+        Whatever asked for it (a work item, an operator), the account is looked up again; the management
+        account is refused, an account out of scope or gone is skipped.
+        """
+        refusal = self._refusal(account_id)
+        if refusal is not None:
+            return refusal
+        account = self._directory.describe(account_id)
+        if account is None:
+            return AccountWork(account_id, "skipped", "not a member of this Organization (any more)")
+        if account.is_management:
+            return AccountWork(account_id, "refused", management_refusal(account_id))
+        scope = check_scope(account, self._settings)
+        if not scope.in_scope:
+            return AccountWork(account_id, "skipped", scope.reason)
+        return self.converge(account, job=job)
+
+    def converge(
+        self,
+        account: MemberAccount,
+        *,
+        job: str,
+        registrations: Sequence[Registration] | None = None,
+        identity: CloudcraftIdentity | None = None,
+    ) -> AccountWork:
+        """Re-plan an in-scope account under its lease and carry the plan out.
+
+        `registrations`: Cloudcraft's list as a plan saw it, used when nothing says it is stale; Cloudcraft is
+        listed again when the lease was held by another job first, when the ledger names a registration the list
+        does not have (registered since), or when no list is given. `identity`: what a plan was made with (an
+        apply keeps to it, as it keeps to its Cloudcraft pace); read when not given. Raises
+        AccessRoleUnavailableError when the account cannot be read, AccountBusyError when another job keeps it.
+        """
+        account_id = account.account_id
+        with self._leases.hold(account_id, job) as hold:
+            view = self.read_member(account_id)
+            if view.error:
+                raise AccessRoleUnavailableError(view.error)
+            owned = self._ledger.lookup(account_id)
+            if registrations is None or hold.waited or (owned and owned not in {r.id for r in registrations}):
+                registrations = list(self._cloudcraft.list_accounts())
+            plan = plan_account(
+                account,
+                self._settings,
+                identity or self._identity(),
+                view,
+                registrations=registrations,
+                owned={account_id: owned} if owned else {},
+            )
+            # Executed even when in order: the registration kept is then recorded as Gatehouse's, as on arrival.
+            executed = self._executor.execute(plan, self._member_session(account_id).iam())
+        if not plan.changes:
+            return AccountWork(account_id, "unchanged", "role and registration already in order", (), executed)
+        return AccountWork(account_id, "applied", "; ".join(plan.actions()), tuple(plan.actions()), executed)
+
+    def deregister_orphan(
+        self, account_id: str, *, job: str, registrations: Sequence[Registration] | None = None
+    ) -> AccountWork:
+        """Remove the registration of an account that left the Organization or its scope, when Gatehouse's
+        ledger says it is Gatehouse's and Cloudcraft still has it for that account; nothing else is deleted."""
+        refusal = self._refusal(account_id)
+        if refusal is not None:
+            return refusal
+        if self._settings.offboarding == "keep":
+            return AccountWork(account_id, "skipped", "settings.offboarding is 'keep'")
+        account = self._directory.describe(account_id)
+        if account is not None and check_scope(account, self._settings).in_scope:
+            return AccountWork(account_id, "skipped", "an in-scope member of the Organization: nothing deregistered")
+        reason = "the AWS account is not a member of the Organization"
+        if account is not None:
+            reason = check_scope(account, self._settings).reason
+        with self._leases.hold(account_id, job) as hold:
+            owned = self._ledger.lookup(account_id)
+            if registrations is None or hold.waited or (owned and owned not in {r.id for r in registrations}):
+                registrations = list(self._cloudcraft.list_accounts())
+            of_account = [r for r in registrations if r.aws_account_id == account_id]
+            target = next((r for r in registrations if owned and r.id == owned), None)
+            if target is None or target.aws_account_id != account_id:
+                if not of_account:
+                    return AccountWork(account_id, "unchanged", "no Cloudcraft registration of this account")
+                foreign = ", ".join(f"{r.id} ({r.name})" for r in of_account)
+                return AccountWork(
+                    account_id,
+                    "refused",
+                    f"registration(s) {foreign} of account {account_id} are not Gatehouse's (its ledger "
+                    f"{'names ' + owned if owned else 'names none'}): nothing deleted",
+                )
+            self._executor.deregister(OrphanPlan(target.id, target.name, account_id, True, reason))
+        return AccountWork(account_id, "deregistered", reason, ("deregister orphan",), deregistered=target.id)
+
+    def _refusal(self, account_id: str) -> AccountWork | None:
+        if account_id == self._directory.management_account_id():
+            return AccountWork(account_id, "refused", management_refusal(account_id))
+        return None
+
     # --- apply -------------------------------------------------------------------------------------------
     def apply(
         self,
@@ -119,8 +258,13 @@ class Fleet:
         *,
         requests_per_minute: float,
         progress: Callable[[Progress], None] | None = None,
+        job: str = "gatehouse apply",
     ) -> ApplyReport:
-        """Carry out a plan, one account at a time (Cloudcraft's rate limit is the pace, not AWS)."""
+        """Carry out a plan, one account at a time (Cloudcraft's rate limit is the pace, not AWS).
+
+        Each account is re-planned under its lease just before it is written, so an account another job wrote
+        since the plan was made is not written twice.
+        """
         report = ApplyReport()
         todo: Sequence[AccountPlan] = [p for p in plan.accounts if p.changes]
         writes_left = plan.cloudcraft_writes()
@@ -135,8 +279,13 @@ class Fleet:
         for account_plan in todo:
             account_id = account_plan.account.account_id
             try:
-                self._executor.execute(account_plan, self._member_session(account_id).iam())
-                report.applied.append(account_id)
+                work = self._refusal(account_id) or self.converge(
+                    account_plan.account,
+                    job=job,
+                    registrations=plan.registrations,
+                    identity=_identity_of(account_plan),
+                )
+                self._file(report, work)
             except GatehouseError as exc:
                 log.error("apply failed for %s: %s", account_id, exc)
                 report.failed[account_id] = str(exc)
@@ -145,14 +294,38 @@ class Fleet:
             tick()
         for orphan in plan.deregistrations:
             try:
-                self._executor.deregister(orphan)
-                report.deregistered.append(orphan.registration_id)
+                if not orphan.aws_account_id:
+                    raise GatehouseError(
+                        f"registration {orphan.registration_id} ({orphan.name}) names no AWS account in its role "
+                        "ARN: remove it by hand if it is Gatehouse's"
+                    )
+                work = self.deregister_orphan(orphan.aws_account_id, job=job, registrations=plan.registrations)
+                self._file(report, work)
             except GatehouseError as exc:
                 report.failed[orphan.registration_id] = str(exc)
             done += 1
             writes_left -= 1
             tick()
         return report
+
+    @staticmethod
+    def _file(report: ApplyReport, work: AccountWork) -> None:
+        if work.outcome == "applied":
+            report.applied.append(work.account_id)
+        elif work.outcome == "deregistered" and work.deregistered:
+            report.deregistered.append(work.deregistered)
+        elif work.outcome == "refused":
+            report.refused[work.account_id] = work.reason
+        else:
+            report.unchanged.append(work.account_id)
+
+
+def _identity_of(plan: AccountPlan) -> CloudcraftIdentity | None:
+    """The Cloudcraft identity a plan's role spec was made from."""
+    spec = plan.spec
+    if spec is None:
+        return None
+    return CloudcraftIdentity(spec.trusted_account_id, spec.external_id, spec.inline_policy)
 
 
 RECONCILE_KIND = "reconciliation"

@@ -1,17 +1,26 @@
-"""The fleet worker's job for one SQS message: bring an account in line, or deregister an owned orphan."""
+"""The fleet worker's job for one SQS message: bring an account in line, or deregister its owned orphan.
+
+A message says which account and which action, nothing more. Anyone who can send to the queue can therefore
+ask for no more than the live state asks for: the worker looks the account up again, refuses the management
+account, holds the account's lease, re-reads the role, the ledger and Cloudcraft, and re-plans before it writes.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
+
+from chalicelib.adapters.lease import AccountBusyError
+from chalicelib.adapters.workqueue import WorkItem, WorkItemError, parse_work_item
 from chalicelib.container import Services
-from chalicelib.core.errors import AccessRoleUnavailableError
-from chalicelib.core.ids import is_account_id
+from chalicelib.core.notifications import notify_safely
+from chalicelib.core.observability import metrics
 from chalicelib.core.settings import Settings
-from chalicelib.planning.plan import OrphanPlan, plan_account
-from chalicelib.planning.scope import check_scope
+from chalicelib.fleet.service import AccountWork
+from chalicelib.onboarding.arrival import forget_onboarding
+from chalicelib.onboarding.outcome import OFFBOARDING_KIND, ONBOARDING_KIND, AccountOutcome, outcome_notification
 
 log = logging.getLogger("gatehouse.worker")
 
@@ -22,95 +31,63 @@ class FleetWorker:
         self._settings = settings
         services.hand_back_rate_limits = True  # this container defers rate-limited messages, never waits
         self._fleet = services.fleet(settings)
-        self._executor = services.executor(settings)
 
     def process(self, body: str, receipt_handle: str, message_id: str) -> dict[str, Any]:
-        """Raises to mark the message failed; a 429 first pushes its next delivery past Retry-After."""
+        """Raises to mark the message failed (SQS delivers it again); a 429 first pushes its next delivery past
+        Retry-After. A malformed message is reported and consumed: retrying cannot make it valid."""
         from chalicelib.adapters.cloudcraft.errors import CloudcraftRateLimited
 
         try:
-            message = json.loads(body)
-            kind = message["kind"]
-            run_id = str(message.get("run_id") or message_id)
-            _check_fields(message)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"message {message_id} is not a Gatehouse work item: {exc}") from None
+            item = parse_work_item(body)
+        except WorkItemError as exc:
+            return self._rejected(message_id, exc)
+        key = f"work#{item.run_id}#{item.account_id}#{item.action}"
         try:
-            if kind == "account":
-                account_id = str(message["account_id"])
-                key = f"work#{run_id}#{account_id}"
-                done: dict[str, Any] = self._services.once.run_once(key, lambda: self._account(account_id, message))
-                return done
-            if kind == "deregister":
-                return self._deregister(message)
+            done: dict[str, Any] = self._services.once.run_once(key, lambda: self._run(item, message_id))
         except CloudcraftRateLimited as exc:
             self._services.work_queue.defer(receipt_handle, exc.retry_after)
             log.warning("rate limited; message %s comes back in %.0fs", message_id, exc.retry_after)
             raise
-        raise ValueError(f"message {message_id} has an unknown kind {kind!r}")
+        except AccountBusyError as exc:
+            metrics.add_metric(name="AccountBusyRetries", unit=MetricUnit.Count, value=1)
+            log.warning("message %s handed back: %s", message_id, exc)
+            raise
+        return done
 
-    def _account(self, account_id: str, message: dict[str, Any]) -> dict[str, Any]:
-        from chalicelib.adapters.cloudcraft.models import CloudcraftAccount
+    def _run(self, item: WorkItem, message_id: str) -> dict[str, Any]:
+        job = f"fleet_worker {item.action} (run {item.run_id}, message {message_id})"
+        if item.action == "apply":
+            work = self._fleet.converge_account(item.account_id, job=job)
+        else:
+            work = self._fleet.deregister_orphan(item.account_id, job=job)
+            if work.outcome == "deregistered":
+                forget_onboarding(self._services.once, item.account_id)
+        if work.outcome == "refused":
+            self._report(item, work, message_id)
+        log.info("work item %s: %s %s: %s", message_id, item.action, work.outcome, work.reason)
+        return {"action": item.action, "run_id": item.run_id, **work.to_dict()}
 
-        services, settings = self._services, self._settings
-        account = services.directory.describe(account_id)
-        if account is None or not check_scope(account, settings).in_scope:
-            return {"account_id": account_id, "outcome": "skipped", "reason": "no longer an in-scope member"}
-        view = self._fleet.read_member(account_id)
-        if view.error:
-            raise AccessRoleUnavailableError(view.error)
-        registrations = [CloudcraftAccount.from_api(item) for item in message.get("registrations") or []]
-        owned = services.ledger.lookup(account_id)
-        if owned and owned not in {registration.id for registration in registrations}:
-            # Registered since the plan was made (an onboarding event, say): plan on fresh data, never POST twice.
-            client = services.cloudcraft(settings)
-            registrations = [r for r in client.list_accounts() if r.aws_account_id == account_id]
-        plan = plan_account(
-            account,
-            settings,
-            services.cloudcraft_identity(settings),
-            view,
-            registrations=registrations,
-            owned={account_id: owned} if owned else {},
+    def _report(self, item: WorkItem, work: AccountWork, message_id: str) -> None:
+        kind = ONBOARDING_KIND if item.action == "apply" else OFFBOARDING_KIND
+        result = AccountOutcome(
+            item.account_id,
+            "refused",
+            work.reason,
+            trigger=f"work item {message_id} ({item.action}, run {item.run_id})",
+            event_kind=kind,
         )
-        member = services.member_session(settings, attempts=1)(account_id)
-        result = self._executor.execute(plan, member.iam())
-        return {"account_id": account_id, "outcome": "applied", "actions": plan.actions(), **result.__dict__}
+        metrics.add_metric(name="ActionsRefused", unit=MetricUnit.Count, value=1)
+        notify_safely(self._services.notifier, outcome_notification(result))
 
-    def _deregister(self, message: dict[str, Any]) -> dict[str, Any]:
-        registration_id = str(message["registration_id"])
-        aws_account_id = message.get("aws_account_id")
-        why_not = self._why_not_deregister(registration_id, aws_account_id)
-        if why_not:
-            return {"registration_id": registration_id, "outcome": "skipped", "reason": why_not}
-        orphan = OrphanPlan(
-            registration_id, str(message.get("name", "")), aws_account_id, True, str(message.get("reason"))
+    def _rejected(self, message_id: str, problem: WorkItemError) -> dict[str, Any]:
+        log.error("malformed work item %s: %s", message_id, problem)
+        metrics.add_metric(name="WorkItemsRejected", unit=MetricUnit.Count, value=1)
+        result = AccountOutcome(
+            "",
+            "rejected",
+            f"malformed work item {message_id}: {problem}. It was removed from the queue and not retried",
+            trigger=f"work item {message_id}",
+            event_kind=ONBOARDING_KIND,
         )
-        self._executor.deregister(orphan)
-        return {"registration_id": registration_id, "outcome": "deregistered"}
-
-    def _why_not_deregister(self, registration_id: str, aws_account_id: Any) -> str:
-        """What made it an orphan to delete, checked again at the moment of deleting: the plan may be hours old,
-        and the account may have moved back into scope (and been onboarded) since."""
-        if self._settings.offboarding == "keep":
-            return "settings.offboarding is 'keep'"
-        if not aws_account_id or self._services.ledger.lookup(str(aws_account_id)) != registration_id:
-            return "not owned by Gatehouse"
-        account = self._services.directory.describe(str(aws_account_id))
-        if account is not None and check_scope(account, self._settings).in_scope:
-            return "the account is in scope again"
-        return ""
-
-
-def _check_fields(message: dict[str, Any]) -> None:
-    """A queue message is outside input: check the fields its kind needs before anything is read or written."""
-    if message["kind"] == "account":
-        if not is_account_id(message.get("account_id")):
-            raise ValueError(f"account_id is {message.get('account_id')!r}, not a 12-digit AWS account ID")
-        registrations = message.get("registrations") or []
-        if not isinstance(registrations, list) or not all(isinstance(item, dict) for item in registrations):
-            raise ValueError("registrations must be a list of Cloudcraft account objects")
-    elif message["kind"] == "deregister" and not (
-        isinstance(message.get("registration_id"), str) and message["registration_id"]
-    ):
-        raise ValueError("registration_id is missing")
+        notify_safely(self._services.notifier, outcome_notification(result))
+        return {"outcome": "rejected", "message_id": message_id, "reason": str(problem)}

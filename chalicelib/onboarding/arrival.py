@@ -2,25 +2,46 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
+from chalicelib.adapters.idempotency import OnceGuard
+from chalicelib.adapters.lease import AccountLeases
 from chalicelib.adapters.ledger import Ledger
 from chalicelib.core.clock import Clock
-from chalicelib.core.errors import AccessRoleUnavailableError
+from chalicelib.core.errors import AccessRoleUnavailableError, GatehouseError
 from chalicelib.core.models import MemberAccount
 from chalicelib.core.retry import Jitter
 from chalicelib.core.settings import Settings
 from chalicelib.onboarding.outcome import AccountOutcome
 from chalicelib.planning.executor import Executor
 from chalicelib.planning.plan import Cloudcraft, CloudcraftIdentity, MemberView, plan_account
-from chalicelib.planning.scope import check_scope
+from chalicelib.planning.scope import check_scope, management_refusal
+
+log = logging.getLogger("gatehouse.onboarding")
+
+
+def onboarding_key(account_id: str) -> str:
+    """The do-once key of converging an account: the account, not the event, so an arrival and a move of one
+    account (the usual vending flow) are one job, and a duplicate of either replays its result."""
+    return f"onboard#{account_id}"
+
+
+def forget_onboarding(once: OnceGuard, account_id: str) -> None:
+    """An account was offboarded: its saved onboarding result no longer holds, so its next arrival or move
+    onboards it again instead of replaying that result."""
+    try:
+        once.forget(onboarding_key(account_id))
+    except GatehouseError as exc:  # the saved result expires within the hour anyway
+        log.warning("could not forget the onboarding of %s: %s", account_id, exc)
 
 
 class Directory(Protocol):
     def describe(self, account_id: str) -> MemberAccount | None: ...
+    def management_account_id(self) -> str: ...
 
 
 class Onboarding:
@@ -36,6 +57,7 @@ class Onboarding:
         identity: Callable[[], CloudcraftIdentity],
         ledger: Ledger,
         clock: Clock,
+        leases: AccountLeases,
         jitter: Jitter = random.uniform,
     ) -> None:
         self._settings = settings
@@ -45,23 +67,48 @@ class Onboarding:
         self._identity = identity
         self._ledger = ledger
         self._clock = clock
+        self._leases = leases
         self._executor = Executor(cloudcraft, ledger, settings, clock, jitter)
 
     def onboard(self, account_id: str, *, trigger: str = "", event_time: datetime | None = None) -> AccountOutcome:
-        settings = self._settings
+        """Admit the account, then converge it: the whole job for one account."""
+        admitted = self.admit(account_id, trigger=trigger)
+        if isinstance(admitted, AccountOutcome):
+            return admitted
+        return self.converge(admitted, trigger=trigger, event_time=event_time)
+
+    def admit(self, account_id: str, *, trigger: str = "") -> MemberAccount | AccountOutcome:
+        """The account as Organizations knows it when Gatehouse may write it; otherwise the result saying why not.
+
+        Reads only. Whatever named the account (an event, a work item), only Organizations decides who it is.
+        """
         account = self._directory.describe(account_id)
         if account is None:
             return AccountOutcome(
                 account_id, "failed", "the account is not a member of this Organization", trigger=trigger
             )
         result = AccountOutcome(
+            account_id, "skipped", "", account_name=account.name, ou_path=account.ou_path, trigger=trigger
+        )
+        if account.is_management or account_id == self._directory.management_account_id():
+            result.outcome, result.reason = "refused", management_refusal(account_id)
+            return result
+        scope = check_scope(account, self._settings)
+        if not scope.in_scope:
+            result.reason = scope.reason
+            return result
+        return account
+
+    def converge(
+        self, account: MemberAccount, *, trigger: str = "", event_time: datetime | None = None
+    ) -> AccountOutcome:
+        """Create or repair the role and the registration of an admitted account, holding the account's lease
+        from the first read to the last write: another job writing it first is waited for, then seen."""
+        settings = self._settings
+        account_id = account.account_id
+        result = AccountOutcome(
             account_id, "unchanged", "", account_name=account.name, ou_path=account.ou_path, trigger=trigger
         )
-        scope = check_scope(account, settings)
-        if not scope.in_scope:
-            result.outcome, result.reason = "skipped", scope.reason
-            return result
-
         try:
             member = self._member_session(account_id)
         except AccessRoleUnavailableError as exc:
@@ -73,19 +120,20 @@ class Onboarding:
 
         identity = self._identity()
         iam = member.iam()
-        observed = iam.read_role(
-            settings.cloudcraft_role_name, inline_documents=settings.permission_mode != "read-only-access"
-        )
-        owned = self._ledger.lookup(account_id)
-        plan = plan_account(
-            account,
-            settings,
-            identity,
-            MemberView(member.access_role, observed),
-            registrations=self._cloudcraft.list_accounts(),
-            owned={account_id: owned} if owned else {},
-        )
-        executed = self._executor.execute(plan, iam)
+        with self._leases.hold(account_id, trigger or "onboarding"):
+            observed = iam.read_role(
+                settings.cloudcraft_role_name, inline_documents=settings.permission_mode != "read-only-access"
+            )
+            owned = self._ledger.lookup(account_id)
+            plan = plan_account(
+                account,
+                settings,
+                identity,
+                MemberView(member.access_role, observed),
+                registrations=self._cloudcraft.list_accounts(),
+                owned={account_id: owned} if owned else {},
+            )
+            executed = self._executor.execute(plan, iam)
         result.access_role = member.access_role
         result.role_arn = plan.desired.role_arn if plan.desired else ""
         result.role_changes = executed.role_changes

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib.adapters.lease import AccountLeases
 from chalicelib.adapters.ledger import Ledger
 from chalicelib.core.errors import GatehouseError
 from chalicelib.core.settings import Settings
 from chalicelib.events import AccountDeparture
+from chalicelib.onboarding.arrival import Directory
 from chalicelib.onboarding.outcome import OFFBOARDING_KIND, AccountOutcome
 from chalicelib.planning.executor import Executor
 from chalicelib.planning.plan import Cloudcraft, OrphanPlan
+from chalicelib.planning.scope import management_refusal
 
 
 class Offboarding:
@@ -19,26 +22,37 @@ class Offboarding:
         self,
         *,
         settings: Settings,
+        directory: Directory,
         member_session: Callable[[str], Any],
         cloudcraft: Cloudcraft,
         ledger: Ledger,
         executor: Executor,
+        leases: AccountLeases,
     ) -> None:
         self._settings = settings
+        self._directory = directory
         self._member_session = member_session
         self._cloudcraft = cloudcraft
         self._ledger = ledger
         self._executor = executor
+        self._leases = leases
 
     def offboard(self, departure: AccountDeparture, *, trigger: str, why: str) -> AccountOutcome:
         """Deregister the account's registration Gatehouse owns, and per settings delete the role it owns."""
         account_id = departure.account_id
         result = AccountOutcome(account_id, "offboarded", why, trigger=trigger, event_kind=OFFBOARDING_KIND)
+        if account_id == self._directory.management_account_id():
+            result.outcome, result.reason = "refused", management_refusal(account_id)
+            return result
         mode = self._settings.offboarding
         if mode == "keep":
             result.outcome, result.reason = "kept", f"{why}; settings.offboarding is 'keep'"
             return result
+        with self._leases.hold(account_id, trigger or "offboarding"):
+            return self._offboard(account_id, result, why)
 
+    def _offboard(self, account_id: str, result: AccountOutcome, why: str) -> AccountOutcome:
+        mode = self._settings.offboarding
         owned_id = self._ledger.lookup(account_id)
         registrations = [a for a in self._cloudcraft.list_accounts() if a.aws_account_id == account_id]
         notes = [why]

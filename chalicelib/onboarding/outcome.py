@@ -10,7 +10,16 @@ from chalicelib.core.notifications import Notification
 ONBOARDING_KIND = "account-onboarding"
 OFFBOARDING_KIND = "account-offboarding"
 Outcome = Literal[
-    "onboarded", "repaired", "unchanged", "skipped", "failed", "creation-failed", "rejected", "offboarded", "kept"
+    "onboarded",
+    "repaired",
+    "unchanged",
+    "skipped",
+    "failed",
+    "creation-failed",
+    "rejected",
+    "refused",
+    "offboarded",
+    "kept",
 ]
 
 
@@ -45,6 +54,7 @@ HEADLINES = {
     "failed": "onboarding FAILED",
     "creation-failed": "account creation FAILED",
     "rejected": "event REJECTED (malformed)",
+    "refused": "REFUSED (nothing done)",
     "offboarded": "disconnected from Cloudcraft",
     "kept": "left the scope; Cloudcraft connection kept",
 }
@@ -63,7 +73,9 @@ def outcome_notification(result: AccountOutcome) -> Notification:
         lines.append(f"Cloudcraft account: {result.cloudcraft_id} ({result.registration})")
     if result.trigger:
         lines.append(f"Trigger: {result.trigger}")
-    if result.outcome in ("failed", "creation-failed", "rejected"):
+    if result.outcome == "refused":
+        lines += ["", "Nothing was changed. If this was not expected, find out what asked for it."]
+    elif result.outcome in ("failed", "creation-failed", "rejected"):
         lines += ["", "Nothing further was changed. The daily reconciliation will try again once this is fixed."]
     return Notification(
         subject=f"Gatehouse: {who} {HEADLINES[result.outcome]}",

@@ -14,6 +14,14 @@ class ScopeDecision:
     reason: str
 
 
+def management_refusal(account_id: str) -> str:
+    """Why no job writes the management account, whatever asked for it (an event, a work item, an operator)."""
+    return (
+        f"{account_id} is the Organization's management account: Gatehouse never onboards or offboards it "
+        "(no access role leads into it, and what is registered for it is not Gatehouse's to change)"
+    )
+
+
 def check_scope(account: MemberAccount, settings: Settings) -> ScopeDecision:
     if account.is_management:
         return ScopeDecision(False, "it is the management account, which no access role leads into")

@@ -191,6 +191,7 @@ def drive_on_account_arrival(driver: Driver) -> None:
     refusing = {
         "organization": {"accounts": [{"id": "222222222222", "name": "data-platform", "refuse_assume_role": 8}]},
         "sandbox": {"eventbridge_retries": 1},
+        "settings": {"give_up_after_minutes": 1440},  # the sandbox clock runs 1000x: however slow its start
     }
     with driver.sandbox(refusing) as world:
         assert driver.deliver(world, created("222222222222", minutes_ago=2))["outcome"] == "onboarded"
@@ -264,6 +265,12 @@ def drive_fleet_worker(driver: Driver) -> None:
     }
     with driver.sandbox(state) as world:
         world.run_schedule("reconcile")
+        # A malformed item and a forged one (a registration Gatehouse does not own): reported to ops, not retried.
+        sqs = world.client("sqs")
+        sqs.send_message(QueueUrl=world.queue_url, MessageBody='{"kind": "deregister", "registration_id": "x"}')
+        world.cloudcraft.seed_account("someone else's", "arn:aws:iam::999000000002:role/cloudcraft")
+        forged = {"action": "deregister", "account_id": "999000000002", "run_id": "forged"}
+        sqs.send_message(QueueUrl=world.queue_url, MessageBody=json.dumps(forged))
         world.cloudcraft.faults.rate_limit_next(1, retry_after=120)
         world.new_container()
         with driver.acting():
@@ -272,6 +279,9 @@ def drive_fleet_worker(driver: Driver) -> None:
         assert len(failed) == 1, responses  # the rate-limited item, deferred
         assert {a["name"] for a in world.cloudcraft.accounts()} >= {"account-0001 (100000000001)"}
         assert "gone" not in {a["name"] for a in world.cloudcraft.accounts()}
+        assert "someone else's" in {a["name"] for a in world.cloudcraft.accounts()}
+        outcomes = sorted(n["attributes"]["outcome"] for n in world.notifications()[1:])  # after the summary
+        assert outcomes == ["refused", "rejected"], outcomes
 
 
 # --- on_proton_connection and proton_sweep ---------------------------------------------------------------

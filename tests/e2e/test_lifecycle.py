@@ -149,9 +149,13 @@ def test_move_between_in_scope_ous_changes_nothing_and_out_of_scope_offboards() 
         org.move_account(
             AccountId="250000000002", SourceParentId=world.ou_ids["Workloads/Prod"], DestinationParentId=dev
         )
+        notes_before = len(world.notifications())
         moved = world.deliver(samples.move_account("250000000002", world.ou_ids["Workloads/Prod"], dev))
-        assert moved.result["outcome"] == "unchanged"
+        # One job per account: the move within the hour replays the arrival's outcome, writing and saying nothing.
+        assert moved.result["outcome"] == "onboarded"
+        assert moved.result["trigger"].startswith("CreateAccountResult")
         assert [r for r in world.cloudcraft.requests_log() if r["method"] != "GET"] == writes_before
+        assert len(world.notifications()) == notes_before
 
         sandbox_ou = org.create_organizational_unit(ParentId=world.ou_ids[""], Name="Sandbox")["OrganizationalUnit"][
             "Id"

@@ -152,7 +152,9 @@ def test_fresh_account_refusing_assume_role_is_retried_then_handed_back(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     event = fresh(SHARED_EVENTS / "create-account-result.json", tmp_path, minutes=2)
-    state = replay(capsys, "--state", write(tmp_path, "state.json", REFUSING), event)
+    # A day's patience: however slowly this machine starts the sandbox (its clock runs 1000x), the event stays young.
+    patient = {**REFUSING, "settings": {"give_up_after_minutes": 1440}}
+    state = replay(capsys, "--state", write(tmp_path, "state.json", patient), event)
 
     [delivery] = state["deliveries"]
     # 4 attempts x 2 role names in the first invocation are refused (settings.assume_role_attempts), the handler

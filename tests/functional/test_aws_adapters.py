@@ -165,3 +165,89 @@ def test_do_once_guard_runs_concurrent_duplicates_once(aws: None) -> None:
     )
     assert guard.run_once("onboard#222222222222", job) == {"outcome": "onboarded"}  # later: the saved result
     assert runs == [1]
+
+
+def table() -> Any:
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    ddb.create_table(
+        TableName=CONFIG.idempotency_table,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return ddb
+
+
+def test_saved_results_are_shared_across_functions_and_can_be_forgotten(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ddb = table()
+    runs: list[str] = []
+
+    def job(name: str) -> Any:
+        def run() -> dict[str, str]:
+            runs.append(name)
+            return {"outcome": "onboarded", "by": name}
+
+        return run
+
+    # An arrival in one function, a move of the same account in another: one job.
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "gatehouse-prod-on_account_arrival")
+    first = DynamoOnceGuard(CONFIG.idempotency_table, ddb).run_once("onboard#222222222222", job("arrival"))
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "gatehouse-prod-on_account_departure")
+    departure_guard = DynamoOnceGuard(CONFIG.idempotency_table, ddb)
+    second = departure_guard.run_once("onboard#222222222222", job("move"))
+    assert first == second == {"outcome": "onboarded", "by": "arrival"}
+
+    departure_guard.forget("onboard#222222222222")  # offboarded: the saved result no longer holds
+    third = departure_guard.run_once("onboard#222222222222", job("move back in"))
+    assert third["by"] == "move back in"
+    assert runs == ["arrival", "move back in"]
+    departure_guard.forget("never-saved")  # nothing to forget is not an error
+
+
+def test_the_lease_is_one_holder_at_a_time_and_expires(aws: None) -> None:
+    from chalicelib.adapters.lease import DynamoLease
+
+    lease = DynamoLease(table(), CONFIG.idempotency_table)
+    account = "222222222222"
+
+    assert lease.try_acquire(account, holder="arrival [1]", now=1000, expires_at=1300).acquired
+    taken = lease.try_acquire(account, holder="move [2]", now=1001, expires_at=1301)
+    assert (taken.acquired, taken.holder) == (False, "arrival [1]")  # says who holds it
+    assert lease.try_acquire(account, holder="arrival [1]", now=1002, expires_at=1400).acquired  # its own: renewed
+    lease.release(account, holder="move [2]")  # not its lease: nothing happens
+    assert not lease.try_acquire(account, holder="move [2]", now=1003, expires_at=1303).acquired
+    assert lease.try_acquire(account, holder="move [2]", now=1401, expires_at=1700).acquired  # expired: taken over
+    lease.release(account, holder="arrival [1]")  # the old holder's late release leaves the new lease alone
+    assert not lease.try_acquire(account, holder="worker [3]", now=1402, expires_at=1702).acquired
+    lease.release(account, holder="move [2]")
+    assert lease.try_acquire(account, holder="worker [3]", now=1403, expires_at=1703).acquired
+
+    item = boto3.client("dynamodb", region_name="us-east-1").get_item(
+        TableName=CONFIG.idempotency_table, Key={"id": {"S": f"lease#{account}"}}
+    )["Item"]
+    assert item["expiration"] == {"N": "1703"}  # the table's TTL attribute: a dead holder's lease is swept
+
+
+def test_lease_errors_other_than_contention_are_the_projects(aws: None) -> None:
+    from chalicelib.adapters.lease import DynamoLease
+    from chalicelib.core.errors import AwsError
+
+    lease = DynamoLease(boto3.client("dynamodb", region_name="us-east-1"), "no-such-table")
+    with pytest.raises(AwsError, match=r"dynamodb:PutItem \(lease on 222222222222\)"):
+        lease.try_acquire("222222222222", holder="x", now=1, expires_at=2)
+
+
+def test_settings_deeper_than_any_document_are_a_configuration_error(aws: None) -> None:
+    put_settings('{"scope_ous": ' + "[" * 3000 + "]" * 3000 + "}")  # under SSM's 8 KB, 3,000 deep
+    with pytest.raises(ConfigurationError, match="nested more than 16 levels deep"):
+        services().settings()
+
+
+def test_a_secret_nested_ten_thousand_deep_is_an_empty_key_not_a_crash(aws: None) -> None:
+    boto3.client("secretsmanager", region_name="us-east-1").create_secret(
+        Name=CONFIG.api_key_secret, SecretString='{"api_key": ' + "[" * 10_000 + "]" * 10_000 + "}"
+    )
+    with pytest.raises(ConfigurationError, match="no 'api_key' field"):
+        services().api_key()

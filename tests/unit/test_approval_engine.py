@@ -354,7 +354,12 @@ def test_all_violations_are_reported_together() -> None:
     ("arn", "expected"),
     [
         ("arn:aws:iam::123456789012:role/R", ("123456789012", "", "R")),
-        ("arn:aws-us-gov:iam::123456789012:role/a/b/R+=,.@-", ("123456789012", "a/b/", "R+=,.@-")),
+        ("arn:aws:iam::123456789012:role/a/b/R+=,.@-", ("123456789012", "a/b/", "R+=,.@-")),
+        ("arn:aws-us-gov:iam::123456789012:role/R", None),  # another partition than the deployment's
+        ("arn:aws-cn:iam::123456789012:role/R", None),
+        ("arn:aws:iam::١٢٣٤٥٦٧٨٩٠١٢:role/R", None),  # digits of another script
+        ("arn:aws:iam::123456789012:user/R", None),
+        ("arn:aws:s3::123456789012:role/R", None),
         ("arn:aws:iam::123456789012:role/", None),
         ("arn:aws:iam::12345678901:role/R", None),
         ("arn:aws:iam:us-east-1:123456789012:role/R", None),
@@ -364,6 +369,45 @@ def test_all_violations_are_reported_together() -> None:
 )
 def test_parse_role_arn(arn: str, expected: tuple[str, str, str] | None) -> None:
     assert parse_role_arn(arn) == expected
+
+
+def test_parse_role_arn_in_the_deployments_partition() -> None:
+    arn = "arn:aws-us-gov:iam::123456789012:role/a/b/R"
+    assert parse_role_arn(arn, "aws-us-gov") == ("123456789012", "a/b/", "R")
+    assert parse_role_arn("arn:aws:iam::123456789012:role/R", "aws-us-gov") is None
+
+
+def test_a_role_in_another_partition_is_not_in_the_environment_account() -> None:
+    # Same account digits, other partition: a different principal altogether, so the request is held.
+    req = request(role_arn=f"arn:aws-cn:iam::{ENV}:role/ProtonEnvRole")
+
+    decision = run(only("accept"), req)
+
+    assert decision.action == "hold"
+    [violation] = decision.violations
+    assert violation.code == INVARIANT_ROLES
+    assert "not an IAM role ARN in partition aws" in violation.detail
+
+
+def test_a_deployment_in_another_partition_accepts_its_own_roles_only() -> None:
+    gov = request(
+        role_arn=f"arn:aws-us-gov:iam::{ENV}:role/ProtonEnvRole",
+        codebuild_role_arn=f"arn:aws-us-gov:iam::{ENV}:role/ProtonCodeBuild",
+        region="us-gov-west-1",
+    )
+
+    assert decide(gov, only("accept"), ACCOUNT, THIS, partition="aws-us-gov").action == "accept"
+    assert decide(gov, only("accept"), ACCOUNT, THIS).action == "hold"  # the default partition is aws
+
+
+def test_an_environment_account_in_other_digits_is_held() -> None:
+    odd = "٤٤٤٤٤٤٤٤٤٤٤٤"  # twelve Arabic-Indic digits: \d would take them
+    req = request(environment_account_id=odd, role_arn=f"arn:aws:iam::{odd}:role/R", codebuild_role_arn=None)
+
+    decision = run(only("accept"), req, account=None)
+
+    assert decision.action == "hold"
+    assert INVARIANT_ROLES in [v.code for v in decision.violations]
 
 
 # --- properties ---------------------------------------------------------------------------------

@@ -381,3 +381,19 @@ def test_load_from_ssm_parses_the_parameter_and_reports_a_missing_one() -> None:
     assert loaded.source == "ssm:/gatehouse/test/rules"
     assert isinstance(missing, RuleSetProblem)
     assert missing.kind == "missing"
+
+
+def test_a_ten_thousand_deep_document_is_a_problem_not_a_crash() -> None:
+    deep = '{"version": 1, "rules": ' + "[" * 10_000 + "]" * 10_000 + "}"  # 20 KB: within the size limit
+
+    found = problem(deep)
+
+    assert found.kind == "oversized"
+    assert "nested more than 32 levels deep" in found.message
+
+
+def test_account_ids_in_rules_are_ascii_digits() -> None:
+    doc = {"version": 1, "rules": [{"name": "a", "action": "accept", "when": {"account_ids": ["٤٤٤٤٤٤٤٤٤٤٤٤"]}}]}
+    found = problem(json.dumps(doc))
+    assert found.kind == "invalid"
+    assert any(error.field == "when.account_ids[0]" for error in found.errors), found.errors

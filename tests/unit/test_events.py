@@ -118,3 +118,95 @@ def test_departure_events() -> None:
         "ou-a",
         "ou-b",
     )
+
+
+# --- whose account: the member's, from where AWS documents it, never the caller's -----------------------------
+MANAGEMENT = samples.MANAGEMENT  # what userIdentity.accountId and recipientAccountId say in these events
+
+
+def membership_event(name: str, **detail: object) -> dict[str, object]:
+    event = samples.create_account_result("222222222222")
+    event["detail"]["eventName"] = name  # type: ignore[index]
+    event["detail"].pop("serviceEventDetails")  # type: ignore[attr-defined]
+    event["detail"].update(detail)  # type: ignore[attr-defined]
+    return event
+
+
+@pytest.mark.parametrize(
+    ("name", "parse"),
+    [("AccountJoinedOrganization", parse_arrival), ("AccountDepartedOrganization", parse_departure)],
+)
+def test_membership_events_never_take_the_callers_account(name: str, parse: object) -> None:
+    # The member's ID where the parser does not look; the caller (the management account) where it used to.
+    event = membership_event(
+        name, serviceEventDetails={"joinedMethod": "Invited"}, additionalEventData={"accountId": "666666666666"}
+    )
+    assert event["detail"]["userIdentity"]["accountId"] == MANAGEMENT  # type: ignore[index]
+
+    with pytest.raises(EventParseError, match=r"names no member account.*caller's identity is never used"):
+        parse(event)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    "detail",
+    [
+        {"serviceEventDetails": {"accountId": "666666666666", "departedMethod": "Left"}},
+        {"serviceEventDetails": {"accountDepartedOrganizationDetails": {"accountId": "666666666666"}}},
+        {"requestParameters": {"accountId": "666666666666"}},
+    ],
+)
+def test_account_departed_names_its_member_in_a_documented_place(detail: dict[str, object]) -> None:
+    departure = parse_departure(membership_event("AccountDepartedOrganization", **detail))
+    assert departure.account_id == "666666666666"
+
+
+def test_two_different_accounts_in_one_event_are_not_guessed_between() -> None:
+    event = membership_event(
+        "AccountJoinedOrganization",
+        serviceEventDetails={"accountId": "666666666666"},
+        requestParameters={"accountId": "777777777777"},
+    )
+    with pytest.raises(EventParseError, match="more than one account"):
+        parse_arrival(event)
+
+
+def test_api_call_departures_read_only_the_request() -> None:
+    event = samples.organizations_api_call("RemoveAccountFromOrganization", {})
+    event["detail"]["responseElements"] = {"accountId": "666666666666"}
+    with pytest.raises(EventParseError, match=r"requestParameters\.accountId"):
+        parse_departure(event)
+
+
+@pytest.mark.parametrize("digits", ["٢٢٢٢٢٢٢٢٢٢٢٢", "\uff12" * 12, "222222222222\n", "22222222222"])
+def test_account_ids_in_other_digits_are_malformed(digits: str) -> None:
+    with pytest.raises(EventParseError, match="not a 12-digit AWS account ID"):
+        parse_arrival(samples.create_account_result(digits))
+    with pytest.raises(EventParseError, match="not a 12-digit AWS account ID"):
+        parse_departure(samples.move_account(digits, "ou-a", "ou-b"))
+
+
+# --- bounded: a 10,000-deep event is malformed, not a RecursionError -------------------------------------------
+def deep(depth: int = 10_000) -> dict[str, object]:
+    root: dict[str, object] = {}
+    current = root
+    for _ in range(depth):
+        current["x"] = {}
+        current = current["x"]  # type: ignore[assignment]
+    return root
+
+
+@pytest.mark.parametrize("where", ["detail", "top"])
+def test_deeply_nested_events_are_malformed(where: str) -> None:
+    from chalicelib.adapters.proton import parse_status_change
+
+    arrival = samples.create_account_result("222222222222")
+    departure = samples.move_account("222222222222", "ou-a", "ou-b")
+    proton = samples.proton_connection_change("00000001-aaaa-4bbb-8ccc-dddddddddddd")
+    for event in (arrival, departure, proton):
+        if where == "detail":
+            event["detail"]["extra"] = deep()  # type: ignore[index]
+        else:
+            event["extra"] = deep()
+    for parse, event in ((parse_arrival, arrival), (parse_departure, departure), (parse_status_change, proton)):
+        with pytest.raises(EventParseError, match="nested more than 32 levels deep"):
+            parse(event)  # type: ignore[operator]

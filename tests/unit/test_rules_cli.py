@@ -351,3 +351,56 @@ def test_the_main_cli_offers_the_rules_commands(capsys: pytest.CaptureFixture[st
 
     assert code == 0
     assert "valid: 8 rules" in capsys.readouterr().out
+
+
+# --- bounded inputs ----------------------------------------------------------------------------------
+DEEP = "[" * 10_000 + "]" * 10_000
+
+
+def test_validate_reports_a_ten_thousand_deep_file_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "rules", "validate", write(tmp_path, "deep.json", '{"rules": ' + DEEP + "}"))
+
+    assert code == 1
+    assert ": oversized: the rule document is nested more than 32 levels deep, the limit" in out
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("which", ["request", "state"])
+def test_test_refuses_ten_thousand_deep_inputs_as_usage_errors(
+    which: str, files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chosen = {**files, which: write(tmp_path, f"deep-{which}.json", DEEP)}
+
+    code, _, err = run(
+        capsys, "rules", "test", chosen["rules"], "--request", chosen["request"], "--state", chosen["state"]
+    )
+
+    assert code == 2
+    assert f"{which} file" in err
+    assert "nested more than 32 levels deep" in err
+
+
+def test_test_refuses_a_state_account_in_other_digits(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = write(tmp_path, "state.json", {"organization": {"accounts": [{"id": "٤٤٤٤٤٤٤٤٤٤٤٤"}]}})
+
+    code, _, err = run(capsys, "rules", "test", files["rules"], "--request", files["request"], "--state", state)
+
+    assert code == 2
+    assert "needs an 'id' of 12 digits" in err
+
+
+def test_test_judges_roles_in_the_requests_partition(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    foreign = {**REQUEST, "role_arn": f"arn:aws-cn:iam::{ENV}:role/ProtonEnvironmentRole"}
+    request = write(tmp_path, "cn.json", foreign)
+
+    code, out, _ = run(capsys, "rules", "test", files["rules"], "--request", request, "--state", files["state"])
+
+    assert code == 0
+    assert out.startswith("Would hold for a person")
+    assert "not an IAM role ARN in partition aws" in out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.core.errors import ConfigurationError
-from chalicelib.core.settings import StageConfig, parse_settings
+from chalicelib.core.settings import StageConfig, parse_settings, parse_settings_text
 
 
 def test_empty_document_is_the_safe_default() -> None:
@@ -71,3 +71,55 @@ def test_stage_config_names_missing_variables() -> None:
                 "GATEHOUSE_IDEMPOTENCY_TABLE": "t",
             }
         )
+
+
+# --- identifiers and bounded parsing ----------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["organizationaccountaccessrole", "AWSCONTROLTOWEREXECUTION"])
+def test_the_cloudcraft_role_must_differ_from_the_access_roles_ignoring_case(name: str) -> None:
+    # IAM role names are unique regardless of case: this would make Gatehouse rewrite its own way in.
+    with pytest.raises(ConfigurationError, match="IAM role names ignore case"):
+        parse_settings({"cloudcraft_role_name": name})
+
+
+@pytest.mark.parametrize(
+    "account",
+    ["١١١١٢٢٢٢٣٣٣٣", "111122223333\n", "\uff11" * 12],
+)
+def test_excluded_accounts_are_twelve_ascii_digits(account: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"exclude_accounts\.0"):
+        parse_settings({"exclude_accounts": [account]})
+
+
+def test_role_names_are_ascii() -> None:
+    with pytest.raises(ConfigurationError, match="cloudcraft_role_name"):
+        parse_settings({"cloudcraft_role_name": "clöudcraft"})
+
+
+def test_the_stored_document_is_parsed_from_its_text() -> None:
+    settings = parse_settings_text('{"scope_ous": ["Workloads"], "exclude_accounts": ["111122223333"]}')
+    assert settings.scope_ous == ("Workloads",)
+    assert parse_settings_text("") == parse_settings({})
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('{"scope_ous":' + "[" * 10_000 + "]" * 10_000 + "}", "nested more than 16 levels deep"),
+        ("{" + '"a": 1, ' * 20_000 + '"b": 2}', "the limit is 65,536 bytes"),
+        ('{"scope_ous": [}', "not valid JSON"),
+    ],
+)
+def test_a_deep_huge_or_broken_document_is_a_configuration_error(text: str, fragment: str) -> None:
+    with pytest.raises(ConfigurationError, match=fragment) as raised:
+        parse_settings_text(text, source="settings parameter /gatehouse/prod/settings")
+    assert "settings parameter /gatehouse/prod/settings" in str(raised.value)
+
+
+def test_a_deep_document_already_parsed_is_refused_too() -> None:
+    document: dict[str, object] = {}
+    current = document
+    for _ in range(10_000):
+        current["x"] = {}
+        current = current["x"]  # type: ignore[assignment]
+    with pytest.raises(ConfigurationError, match="nested more than 16 levels deep"):
+        parse_settings({"scope_ous": document})

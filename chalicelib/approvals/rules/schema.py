@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from chalicelib.approvals.glob import has_wildcard
 from chalicelib.core.ids import ACCOUNT_ID_PATTERN, is_region
 from chalicelib.core.models import OU_ID
+from chalicelib.core.safejson import JsonLimitError, loads_bounded
 
 Action = Literal["accept", "reject", "hold"]
 Mode = Literal["enforce", "shadow"]
@@ -24,6 +24,7 @@ Severity = Literal["error", "warning", "info"]
 # deployed document is smaller still; these caps bound what any source (a file for the CLI, a future
 # store) may hand the engine, and with it the worst-case cost of one decision.
 MAX_DOCUMENT_BYTES = 64 * 1024
+MAX_DOCUMENT_DEPTH = 32  # a valid document nests six levels; far deeper only exhausts the parser's recursion
 MAX_RULES = 500
 MAX_VALUES_PER_CONDITION = 200
 
@@ -314,11 +315,17 @@ def parse_document(text: str | bytes | None, *, source: str = "rules") -> RuleDo
     if not data.strip():
         return RuleSetProblem("empty", "the rule document is empty", source=source)
     try:
-        raw = json.loads(data, object_pairs_hook=_no_duplicate_keys)
+        raw = loads_bounded(
+            data,
+            max_bytes=MAX_DOCUMENT_BYTES,
+            max_depth=MAX_DOCUMENT_DEPTH,
+            what="the rule document",
+            object_pairs_hook=_no_duplicate_keys,
+        )
     except _DuplicateKeyError as exc:
         return RuleSetProblem("invalid", "not a valid rule document", (RuleError(str(exc)),), source=source)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return RuleSetProblem("invalid", f"not valid JSON: {exc}", source=source)
+    except JsonLimitError as exc:
+        return RuleSetProblem("invalid" if exc.problem == "invalid" else "oversized", str(exc), source=source)
     if not isinstance(raw, dict):
         return RuleSetProblem("invalid", f"the document must be a JSON object, not {type(raw).__name__}", source=source)
     rules = raw.get("rules")
