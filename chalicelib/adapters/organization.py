@@ -10,6 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.adapters.aws import error_code, translate
 from chalicelib.core.models import MemberAccount
+from chalicelib.planning.guard import OrganizationIds
 
 
 class OrganizationDirectory:
@@ -21,6 +22,7 @@ class OrganizationDirectory:
         self._parents: dict[str, str | None] = {}
         self._lock = threading.Lock()
         self._management: str | None = None
+        self._seen: set[str] = set()  # member account IDs this instance has listed or described
 
     def describe(self, account_id: str) -> MemberAccount | None:
         """The account with its OU chain and tags, or None when it is not a member of this Organization."""
@@ -33,6 +35,8 @@ class OrganizationDirectory:
         except BotoCoreError as exc:
             raise translate(exc, f"organizations:DescribeAccount {account_id}") from exc
         ou_chain = self._ou_chain(account_id)
+        with self._lock:
+            self._seen.add(account_id)
         return MemberAccount(
             is_management=account_id == self.management_account_id(),
             account_id=account_id,
@@ -73,9 +77,18 @@ class OrganizationDirectory:
                         pending.append((unit["Id"], (*ou_ids, unit["Id"]), (*ou_names, unit["Name"])))
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, "organizations tree walk") from exc
+        with self._lock:
+            self._seen.update(member.account_id for member in members)
         if with_tags:
             members = [replace(member, tags=self.tags(member.account_id)) for member in members]
         return sorted(members, key=lambda member: member.account_id)
+
+    def organization_ids(self) -> OrganizationIds:
+        """The Organization's accounts as far as this instance knows them, without listing: the management
+        account and every member it has listed or described (a trust principal must be none of them)."""
+        management = self.management_account_id()
+        with self._lock:
+            return OrganizationIds(management, frozenset(self._seen))
 
     def management_account_id(self) -> str:
         with self._lock:

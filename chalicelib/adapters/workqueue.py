@@ -44,6 +44,8 @@ def work_messages(plan: FleetPlan, run_id: str) -> list[dict[str, Any]]:
             "run_id": run_id,
             "account_id": account_plan.account.account_id,
             "registrations": by_account.get(account_plan.account.account_id, []),
+            # The principal this plan checked against the whole Organization: the worker writes no other.
+            "trusted_account_id": account_plan.spec.trusted_account_id if account_plan.spec else None,
         }
         for account_plan in plan.accounts
         if account_plan.changes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from typing import Any
@@ -9,7 +10,8 @@ from typing import Any
 from chalicelib.container import Services
 from chalicelib.core.errors import AccessRoleUnavailableError
 from chalicelib.core.settings import Settings
-from chalicelib.planning.plan import OrphanPlan, plan_account
+from chalicelib.planning.guard import shown
+from chalicelib.planning.plan import PRINCIPAL_CHANGE_HELD, OrphanPlan, plan_account
 from chalicelib.planning.scope import check_scope
 
 log = logging.getLogger("gatehouse.worker")
@@ -39,6 +41,8 @@ class FleetWorker:
                 account_id = str(message["account_id"])
                 key = f"work#{run_id}#{account_id}"
                 done: dict[str, Any] = self._services.once.run_once(key, lambda: self._account(account_id, message))
+                if done.get("refused"):
+                    self._report_refusal(run_id, done)
                 return done
             if kind == "deregister":
                 return self._deregister(message)
@@ -71,10 +75,37 @@ class FleetWorker:
             view,
             registrations=registrations,
             owned={account_id: owned} if owned else {},
+            organization=services.directory.organization_ids(),
         )
+        refused = plan.refused or (f"{PRINCIPAL_CHANGE_HELD}: {plan.held}" if plan.held else "")
+        planned = message.get("trusted_account_id")
+        if not refused and plan.spec is not None and planned != plan.spec.trusted_account_id:
+            # The plan that queued this item checked its principal against every account of the Organization;
+            # this container knows only a few, so it writes only that principal.
+            refused = (
+                f"Cloudcraft now answers {plan.spec.trusted_account_id}, not {shown(planned)} as when the "
+                "reconciliation that queued this item checked it against the whole Organization: nothing was "
+                "written; the next reconciliation plans again"
+            )
+        if refused:
+            log.error("work item for %s refused: %s", account_id, refused)
+            return {"account_id": account_id, "outcome": "failed", "reason": refused, "refused": True}
         member = services.member_session(settings, attempts=1)(account_id)
         result = self._executor.execute(plan, member.iam())
         return {"account_id": account_id, "outcome": "applied", "actions": plan.actions(), **result.__dict__}
+
+    def _report_refusal(self, run_id: str, done: dict[str, Any]) -> None:
+        """Tell ops once per run and reason, however many work items hit the same refused answer."""
+        from chalicelib.onboarding.arrival import OnboardingResult, notify_safely, onboarding_notification
+
+        reason = str(done.get("reason"))
+        key = f"refused#{run_id}#{hashlib.sha256(reason.encode()).hexdigest()[:16]}"
+        result = OnboardingResult(
+            str(done.get("account_id")), "failed", reason, trigger=f"fleet work item of run {run_id}"
+        )
+        self._services.once.run_once(
+            key, lambda: {"notified": notify_safely(self._services.notifier, onboarding_notification(result))}
+        )
 
     def _deregister(self, message: dict[str, Any]) -> dict[str, Any]:
         registration_id = str(message["registration_id"])
