@@ -99,6 +99,25 @@ def test_arrival_with_a_pinned_account_refuses_any_other_answer() -> None:
         assert_arrival_refused(world, "222222222222", "not the pinned cloudcraft_aws_account_id 968898580625")
 
 
+def test_arrival_of_an_account_whose_role_trusts_another_account_holds_the_change() -> None:
+    state = {"organization": {"accounts": [{"id": "222222222222", "name": "data-platform", "role": {}}]}}
+    with arrival_world(state) as world:
+        world.cloudcraft.move_aws_account("888888888888")
+        before = world.roles()
+        world.deliver(samples.create_account_result("222222222222"))
+
+        delivery = world.deliveries[-1]
+        assert (delivery.error, delivery.result["outcome"]) == (None, "failed")
+        assert world.roles() == before  # still trusting 999999999999, boundary and policies untouched
+        assert cloudcraft_writes(world) == []
+        [note] = world.notifications()
+        assert note["attributes"]["outcome"] == "failed"
+        assert (
+            "principal change held: the role trusts 999999999999 but Cloudcraft now answers 888888888888"
+            in (note["message"])
+        )
+
+
 def test_arrival_with_a_deeply_nested_answer_is_reported_not_dead_lettered() -> None:
     with arrival_world({}) as world:
         world.cloudcraft.answers.nest_next("/aws/account/iamParameters")
