@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 
 from chalicelib.adapters.aws import CLIENT_CONFIG, aws_call
-from chalicelib.adapters.cloudcraft.client import MAX_RETRY_AFTER, CloudcraftClient
+from chalicelib.adapters.cloudcraft.client import MAX_RETRY_AFTER, CloudcraftClient, api_key_problem
 from chalicelib.adapters.cloudcraft.limiter import RateLimiter
 from chalicelib.adapters.idempotency import DynamoOnceGuard
 from chalicelib.adapters.lease import AccountLeases, DynamoLease
@@ -123,7 +123,9 @@ class Services:
         """The validated settings document; ConfigurationError names the parameter, the field and the fix."""
         name = self.config.settings_parameter
         text = self._read_parameter(name, what="settings")
-        return parse_settings_text(text, source=f"settings parameter {name}")
+        return parse_settings_text(
+            text, source=f"settings parameter {name}", allowed_hosts=self.config.cloudcraft_allowed_hosts
+        )
 
     def _read_parameter(self, name: str, *, what: str) -> str | None:
         """The parameter's text, parsed by the caller within its limits (never by Powertools' unbounded json)."""
@@ -161,7 +163,15 @@ class Services:
                 text = ""
         if not text.strip():
             raise ConfigurationError(f"Cloudcraft API key secret {name} is empty or has no 'api_key' field")
-        return text.strip()
+        key = text.strip()
+        problem = api_key_problem(key)
+        if problem:
+            # Never echo the value: even a malformed key is (part of) a secret.
+            raise ConfigurationError(
+                f"Cloudcraft API key secret {name} does not hold a usable key ({problem}): store the key alone "
+                f"with aws secretsmanager put-secret-value --secret-id {name} --secret-string <key>"
+            )
+        return key
 
     # --- Cloudcraft --------------------------------------------------------------------------------------
     def cloudcraft(self, settings: Settings) -> CloudcraftClient:

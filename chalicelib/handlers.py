@@ -248,9 +248,10 @@ def handle_reconcile(event: dict[str, Any], context: Any) -> dict[str, Any]:
     summary = plan.summary()
     for action, count in summary.items():
         metrics.add_metric(name="Reconcile" + action.title().replace(" ", ""), unit=MetricUnit.Count, value=count)
-    notify_safely(services.notifier, reconciliation_notification(plan, "", queued=queued, repair=repair))
+    notification = reconciliation_notification(plan, "", queued=queued, repair=repair)
+    notify_safely(services.notifier, notification)
     metrics.add_metric(name=RECONCILIATIONS_COMPLETED, unit=MetricUnit.Count, value=1)
-    return {"outcome": "drift" if plan.changes else "in-order", "summary": dict(summary), "queued": queued}
+    return {"outcome": notification.attributes["outcome"], "summary": dict(summary), "queued": queued}
 
 
 @logger.inject_lambda_context(clear_state=True)

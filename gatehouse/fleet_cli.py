@@ -56,7 +56,15 @@ def _services(args: argparse.Namespace) -> Iterator[Any]:
         session = boto3.session.Session(region_name=args.region)
         if not session.region_name:
             raise UsageError("no region: pass --region or set AWS_REGION")
-        yield Services(StageConfig.for_stage(args.stage, session.region_name), session=session)
+        import os
+
+        from chalicelib.core.settings import ALLOWED_HOSTS_VARIABLE, parse_allowed_hosts
+
+        # The deployment's allowed Cloudcraft hosts live in the stack, not in the settings: the operator
+        # passes the same value here (empty: api.cloudcraft.co only).
+        hosts = parse_allowed_hosts(os.environ.get(ALLOWED_HOSTS_VARIABLE, ""))
+        config = StageConfig.for_stage(args.stage, session.region_name, cloudcraft_allowed_hosts=hosts)
+        yield Services(config, session=session)
         return
     from chalicelib.container import get_services
     from gatehouse.sandbox.world import Sandbox, generated_accounts
@@ -85,7 +93,9 @@ def run_plan(args: argparse.Namespace) -> int:
             print(json.dumps(plan.to_dict(), indent=2))
         else:
             print_plan(plan, sys.stdout, show_all=args.all, rpm=services.settings().cloudcraft_requests_per_minute)
-    return CHANGES if plan.changes else NO_CHANGES
+    if plan.refused or plan.refusal:
+        return FAILED
+    return CHANGES if plan.changes or plan.held else NO_CHANGES
 
 
 def run_apply(args: argparse.Namespace) -> int:
@@ -104,7 +114,7 @@ def run_apply(args: argparse.Namespace) -> int:
         rpm = settings.cloudcraft_requests_per_minute
         print_plan(plan, sys.stdout, show_all=False, rpm=rpm)
         if not plan.changes:
-            return NO_CHANGES
+            return FAILED if plan.refused or plan.refusal else NO_CHANGES
         if not args.yes:
             if not sys.stdin.isatty():
                 raise UsageError("not a terminal: review the plan above, then run again with --yes")
@@ -131,7 +141,7 @@ def run_apply(args: argparse.Namespace) -> int:
             print(f"  FAILED {item}: {why}")
         after = services.fleet(settings).plan()
         print("Plan after apply: " + ("nothing to do." if not after.changes else _summary_line(after, rpm)))
-        return FAILED if report.failed or report.refused else NO_CHANGES
+        return FAILED if report.failed or plan.refused else NO_CHANGES
 
 
 def _stage_queue(services: Any, stage: str) -> Any:
@@ -153,7 +163,7 @@ def print_plan(plan: Any, out: TextIO, *, show_all: bool, rpm: int) -> None:
     rows = [
         (p.account.account_id, p.account.name, p.account.ou_path or "(root)", ", ".join(p.actions()) or "-")
         for p in plan.accounts
-        if show_all or p.changes or p.error
+        if show_all or p.changes or p.error or p.refused or p.held
     ]
     rows += [
         (
@@ -173,6 +183,14 @@ def print_plan(plan: Any, out: TextIO, *, show_all: bool, rpm: int) -> None:
             )
         out.write("\n")
     out.write(("Plan: " if plan.changes else "No changes. ") + _summary_line(plan, rpm) + "\n")
+    from chalicelib.fleet.service import grouped_reasons
+
+    if plan.refused:
+        out.write("\nREFUSED: Cloudcraft's answer; nothing will be written for these accounts:\n")
+        out.write("\n".join(grouped_reasons(plan.refused)) + "\n")
+    if plan.held:
+        out.write("\nHELD: principal changes; nothing will be written for these accounts:\n")
+        out.write("\n".join(grouped_reasons(plan.held)) + "\n")
 
 
 def _duration(seconds: float) -> str:

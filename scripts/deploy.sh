@@ -4,7 +4,8 @@
 # Usage: ARTIFACT_BUCKET=<bucket> scripts/deploy.sh STAGE      (`make deploy STAGE=... ARTIFACT_BUCKET=...`)
 # Needs: AWS CLI v2 and credentials in the account Gatehouse runs in (README.md, Deploy, "Prerequisites"),
 # scripts/package.sh STAGE run first, and ARTIFACT_BUCKET: an S3 bucket in the deployment region.
-# Optional: RECONCILE_SCHEDULE, PROTON_SWEEP_SCHEDULE (EventBridge schedule expressions).
+# Optional: RECONCILE_SCHEDULE, PROTON_SWEEP_SCHEDULE (EventBridge schedule expressions), CLOUDCRAFT_ALLOWED_HOSTS
+# (Cloudcraft API hosts besides api.cloudcraft.co, comma-separated; README.md, Settings).
 set -euo pipefail
 
 stage="${1:?usage: ARTIFACT_BUCKET=<bucket> scripts/deploy.sh STAGE}"
@@ -26,6 +27,7 @@ echo "deploying $stack to account $account, region $region"
 overrides=("Stage=$stage")
 [ -n "${RECONCILE_SCHEDULE:-}" ] && overrides+=("ReconcileSchedule=$RECONCILE_SCHEDULE")
 [ -n "${PROTON_SWEEP_SCHEDULE:-}" ] && overrides+=("ProtonSweepSchedule=$PROTON_SWEEP_SCHEDULE")
+[ -n "${CLOUDCRAFT_ALLOWED_HOSTS:-}" ] && overrides+=("CloudcraftAllowedHosts=$CLOUDCRAFT_ALLOWED_HOSTS")
 
 aws cloudformation package \
     --region "$region" \

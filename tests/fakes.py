@@ -20,6 +20,7 @@ from chalicelib.core.errors import AccessRoleUnavailableError, AwsError
 from chalicelib.core.models import MemberAccount
 from chalicelib.core.notifications import Notification
 from chalicelib.core.settings import Settings, StageConfig
+from chalicelib.planning.guard import OrganizationIds
 from chalicelib.planning.role import (
     INLINE_POLICY_NAME,
     MAX_SESSION_SECONDS,
@@ -321,6 +322,9 @@ class FakeDirectory:
 
     def management_account_id(self) -> str:
         return next((m.account_id for m in self.members.values() if m.is_management), "000000000000")
+
+    def organization_ids(self, *, complete: bool = False) -> OrganizationIds:
+        return OrganizationIds(self.management_account_id(), frozenset(self.members))
 
     def describe(self, account_id: str) -> MemberAccount | None:
         self.described.append(account_id)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from chalicelib.adapters.lease import LeaseAttempt
 from chalicelib.core.models import MemberAccount
+from chalicelib.planning.guard import OrganizationIds
 from chalicelib.planning.role import ObservedRole, RoleChange, RoleSpec
 from tests.fakes import Reg
 
@@ -153,6 +154,9 @@ class FakeDirectory:
 
     def management_account_id(self) -> str:
         return self.management
+
+    def organization_ids(self, *, complete: bool = False) -> OrganizationIds:
+        return OrganizationIds(self.management, frozenset(self.members))
 
     def list_members(self, *, with_tags: bool = True) -> list[MemberAccount]:
         return sorted(self.members.values(), key=lambda member: member.account_id)

@@ -23,6 +23,7 @@ from chalicelib.planning.role import (
     MAX_SESSION_SECONDS,
     OWNER_TAG,
     OWNER_TAG_VALUE,
+    PERMISSIONS_BOUNDARY_ARN,
     READ_ONLY_ACCESS_ARN,
     ROLE_DESCRIPTION,
     ObservedRole,
@@ -49,30 +50,50 @@ MEMBER_IAM_ACTIONS = (
     "iam:AttachRolePolicy",
     "iam:DetachRolePolicy",
     "iam:PutRolePolicy",
+    "iam:PutRolePermissionsBoundary",
     "iam:DeleteRolePolicy",
     "iam:DeleteRole",
 )
+# Granting the role anything is allowed only while (or by) putting the read-only boundary on it.
+BOUNDED_ACTIONS = ("iam:CreateRole", "iam:PutRolePolicy", "iam:PutRolePermissionsBoundary")
 
 
 def session_policy(managed_role_name: str) -> dict[str, Any]:
-    """The most an assumed session may do: shape the one Cloudcraft role, nothing else, and attach no managed
-    policy to it but ReadOnlyAccess (in custom/minimal mode the read policy is inline)."""
+    """The most an assumed session may do: shape the one Cloudcraft role, nothing else. Whatever Cloudcraft (or
+    whoever answers as it) asks for, IAM itself keeps that role read-only: it can be created, given an inline
+    policy or a managed one (ReadOnlyAccess alone) only with the ReadOnlyAccess permissions boundary on it, and
+    the boundary can be replaced by that same boundary only, never removed."""
     role = f"arn:aws:iam::*:role/{managed_role_name}"
+    bounded = {"iam:PermissionsBoundary": PERMISSIONS_BOUNDARY_ARN}
+    unconditioned = [a for a in MEMBER_IAM_ACTIONS if a not in BOUNDED_ACTIONS and a != "iam:AttachRolePolicy"]
     return {
         "Version": "2012-10-17",
         "Statement": [
             {
                 "Sid": "CloudcraftRoleOnly",
                 "Effect": "Allow",
-                "Action": [action for action in MEMBER_IAM_ACTIONS if action != "iam:AttachRolePolicy"],
+                "Action": unconditioned,
                 "Resource": role,
+            },
+            {
+                "Sid": "GrantOnlyWithinReadOnlyBoundary",
+                "Effect": "Allow",
+                "Action": list(BOUNDED_ACTIONS),
+                "Resource": role,
+                "Condition": {"ArnEquals": bounded},
             },
             {
                 "Sid": "AttachReadOnlyAccessOnly",
                 "Effect": "Allow",
                 "Action": "iam:AttachRolePolicy",
                 "Resource": role,
-                "Condition": {"ArnEquals": {"iam:PolicyARN": READ_ONLY_ACCESS_ARN}},
+                "Condition": {"ArnEquals": {"iam:PolicyARN": READ_ONLY_ACCESS_ARN, **bounded}},
+            },
+            {
+                "Sid": "NeverRemoveTheBoundary",
+                "Effect": "Deny",
+                "Action": "iam:DeleteRolePermissionsBoundary",
+                "Resource": "*",
             },
         ],
     }
@@ -201,6 +222,7 @@ class MemberIam:
                     inline[INLINE_POLICY_NAME] = _as_document(document["PolicyDocument"])
         except AwsNotFoundError:  # NoSuchEntity: no such role
             return None
+        boundary = role.get("PermissionsBoundary") or {}
         return ObservedRole(
             role_name=role_name,
             trust_policy=_as_document(role.get("AssumeRolePolicyDocument") or {}),
@@ -208,6 +230,7 @@ class MemberIam:
             managed_policy_arns=tuple(attached),
             inline_policies=inline,
             tags={tag["Key"]: tag["Value"] for tag in role.get("Tags", [])},
+            permissions_boundary=boundary.get("PermissionsBoundaryArn") or None,
         )
 
     def apply(self, spec: RoleSpec, changes: Sequence[RoleChange]) -> None:
@@ -223,12 +246,17 @@ class MemberIam:
                         AssumeRolePolicyDocument=trust,
                         Description=ROLE_DESCRIPTION,
                         MaxSessionDuration=MAX_SESSION_SECONDS,
+                        PermissionsBoundary=spec.permissions_boundary,
                         Tags=owner_tag,
                     )
                     for arn in spec.managed_policy_arns:
                         self._iam.attach_role_policy(RoleName=name, PolicyArn=arn)
                     if spec.inline_policy is not None:
                         self._put_inline(spec)
+                elif change.kind == "set-boundary":
+                    self._iam.put_role_permissions_boundary(
+                        RoleName=name, PermissionsBoundary=spec.permissions_boundary
+                    )
                 elif change.kind == "update-trust":
                     self._iam.update_assume_role_policy(RoleName=name, PolicyDocument=trust)
                 elif change.kind == "set-max-session":

@@ -9,6 +9,7 @@ from typing import Any
 from chalicelib.adapters.aws import aws_call
 from chalicelib.core.errors import AwsNotFoundError
 from chalicelib.core.models import MemberAccount
+from chalicelib.planning.guard import OrganizationIds
 
 
 class OrganizationDirectory:
@@ -20,6 +21,8 @@ class OrganizationDirectory:
         self._parents: dict[str, str | None] = {}
         self._lock = threading.Lock()
         self._management: str | None = None
+        self._seen: set[str] = set()  # member account IDs this instance has listed or described
+        self._listed = False  # whether the whole tree was walked (then _seen holds every member)
 
     def describe(self, account_id: str) -> MemberAccount | None:
         """The account with its OU chain and tags, or None when it is not a member of this Organization."""
@@ -29,6 +32,8 @@ class OrganizationDirectory:
         except AwsNotFoundError:  # AccountNotFoundException
             return None
         ou_chain = self._ou_chain(account_id)
+        with self._lock:
+            self._seen.add(account_id)
         return MemberAccount(
             is_management=account_id == self.management_account_id(),
             account_id=account_id,
@@ -67,9 +72,24 @@ class OrganizationDirectory:
                             self._ou_names[unit["Id"]] = unit["Name"]
                             self._parents[unit["Id"]] = parent_id if parent_id.startswith("ou-") else None
                         pending.append((unit["Id"], (*ou_ids, unit["Id"]), (*ou_names, unit["Name"])))
+        with self._lock:
+            self._seen.update(member.account_id for member in members)
+            self._listed = True
         if with_tags:
             members = [replace(member, tags=self.tags(member.account_id)) for member in members]
         return sorted(members, key=lambda member: member.account_id)
+
+    def organization_ids(self, *, complete: bool = False) -> OrganizationIds:
+        """The Organization's accounts as far as this instance knows them: the management account and every
+        member it has listed or described (a trust principal must be none of them). With `complete`, the tree
+        is walked once per instance first, so every member is known (the worker, which writes new roles)."""
+        with self._lock:
+            listed = self._listed
+        if complete and not listed:
+            self.list_members(with_tags=False)
+        management = self.management_account_id()
+        with self._lock:
+            return OrganizationIds(management, frozenset(self._seen))
 
     def management_account_id(self) -> str:
         with self._lock:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
-from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from chalicelib.core.errors import ConfigurationError
 from chalicelib.core.identifiers import same_iam_name
@@ -19,7 +19,16 @@ from chalicelib.core.safejson import JsonLimitError, check_depth, loads_bounded
 # The document lives in one SSM parameter (8 KB at most, advanced tier); anything far larger or deeper is not it.
 MAX_SETTINGS_BYTES = 64 * 1024
 MAX_SETTINGS_DEPTH = 16
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
+CLOUDCRAFT_HOST = "api.cloudcraft.co"
+ALLOWED_HOSTS_VARIABLE = "GATEHOUSE_CLOUDCRAFT_ALLOWED_HOSTS"
+# Scheme, host (letters, digits, dots, dashes; or [::1]), optional port and path: no user info, query, fragment,
+# backslash or space that one URL parser could read differently from another.
+_BASE_URL = re.compile(
+    r"(?P<scheme>https?)://(?P<host>[A-Za-z0-9.-]+|\[::1\])(?::(?P<port>[0-9]{1,5}))?(?P<path>/[A-Za-z0-9._~/-]*)?",
+    re.ASCII,
+)
+_ALLOWED_HOST = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?", re.ASCII)
 
 PermissionMode = Literal["read-only-access", "custom", "minimal"]
 OffboardingMode = Literal["keep", "deregister", "deregister-and-delete-role"]
@@ -55,7 +64,10 @@ class Settings(BaseModel):
     read_access_teams: tuple[str, ...] = ()
     write_access_teams: tuple[str, ...] = ()
     validation_region: str = Field(default="us-east-1", pattern=REGION_PATTERN)
-    cloudcraft_base_url: str = "https://api.cloudcraft.co"
+    cloudcraft_base_url: str = f"https://{CLOUDCRAFT_HOST}"
+    # Cloudcraft's AWS account, when known (IaC modules pin 968898580625): any other iamParameters answer is
+    # refused, and a change of the account existing roles trust is applied only once this names the new one.
+    cloudcraft_aws_account_id: AccountId | None = None
     cloudcraft_requests_per_minute: int = Field(default=20, ge=1, le=600)
     # Bounded waits inside one invocation; longer waits are handed back to the platform's retry.
     assume_role_attempts: int = Field(default=4, ge=1, le=10)
@@ -95,14 +107,9 @@ class Settings(BaseModel):
 
     @field_validator("cloudcraft_base_url")
     @classmethod
-    def _check_url(cls, value: str) -> str:
-        url = urlparse(value)
-        # Plain HTTP only to loopback (the sandbox's emulator): the API key must not cross a network in clear.
-        if url.scheme != "https" and not (url.scheme == "http" and url.hostname in LOOPBACK_HOSTS):
-            raise ValueError("must be an https:// URL (plain http is allowed only to 127.0.0.1)")
-        if not url.hostname:
-            raise ValueError("has no host")
-        return value.rstrip("/")
+    def _check_url(cls, value: str, info: ValidationInfo) -> str:
+        allowed = (info.context or {}).get("cloudcraft_allowed_hosts", ())
+        return check_base_url(value, allowed)
 
     @model_validator(mode="after")
     def _check_role_names(self) -> Settings:
@@ -128,21 +135,61 @@ class Settings(BaseModel):
         return tuple(f"team/{team}" for team in self.write_access_teams)
 
 
-def parse_settings_text(text: str | bytes | None, source: str = "settings") -> Settings:
+def parse_settings_text(
+    text: str | bytes | None, source: str = "settings", *, allowed_hosts: tuple[str, ...] = ()
+) -> Settings:
     """Parse and validate the settings document as stored (JSON text), within size and nesting limits."""
     if text is None or not (text.strip() if isinstance(text, str) else bytes(text).strip()):
-        return parse_settings({}, source)
+        return parse_settings({}, source, allowed_hosts=allowed_hosts)
     try:
         document = loads_bounded(
             text, max_bytes=MAX_SETTINGS_BYTES, max_depth=MAX_SETTINGS_DEPTH, what="the settings document"
         )
     except JsonLimitError as exc:
         raise ConfigurationError(f"{source}: {exc}; fix it with aws ssm put-parameter") from None
-    return parse_settings(document, source)
+    return parse_settings(document, source, allowed_hosts=allowed_hosts)
 
 
-def parse_settings(document: Any, source: str = "settings") -> Settings:
-    """Validate a settings document; the error names every bad field and how to fix it."""
+def check_base_url(value: str, allowed_hosts: tuple[str, ...] = ()) -> str:
+    """The Cloudcraft base URL, if the API key may be sent there: Cloudcraft's own host, a host the deployment
+    allows (`allowed_hosts`, from GATEHOUSE_CLOUDCRAFT_ALLOWED_HOSTS, never from the settings document), or
+    loopback (the sandbox). Hosts compare exactly, ignoring case; a port must be allowed with its host."""
+    match = _BASE_URL.fullmatch(value)
+    if match is None:
+        raise ValueError(
+            "must be a plain https://host[:port][/path] URL (no user info, query, fragment, spaces or backslashes)"
+        )
+    host = match["host"].lower()
+    if host in LOOPBACK_HOSTS:
+        return value.rstrip("/")  # the sandbox's emulator: plain http never leaves the machine
+    if match["scheme"] != "https":
+        raise ValueError("must be an https:// URL (plain http is allowed only to 127.0.0.1, the sandbox)")
+    where = f"{host}:{match['port']}" if match["port"] else host
+    if where != CLOUDCRAFT_HOST and where not in {entry.lower() for entry in allowed_hosts}:
+        raise ValueError(
+            f"{where!r} is not Cloudcraft's API host ({CLOUDCRAFT_HOST}) and the deployment does not allow it: the "
+            f"API key goes to this host. To use another host (GovCloud, a proxy), deploy with the stack parameter "
+            f"CloudcraftAllowedHosts={where} (environment variable {ALLOWED_HOSTS_VARIABLE})"
+        )
+    return value.rstrip("/")
+
+
+def parse_allowed_hosts(value: str) -> tuple[str, ...]:
+    """GATEHOUSE_CLOUDCRAFT_ALLOWED_HOSTS: comma-separated host or host:port entries (empty: none)."""
+    entries = tuple(entry.strip().lower() for entry in value.split(",") if entry.strip())
+    bad = [entry for entry in entries if not _ALLOWED_HOST.fullmatch(entry)]
+    if bad:
+        raise ConfigurationError(
+            f"{ALLOWED_HOSTS_VARIABLE} holds {bad[0]!r}, which is not a host name or host:port: give bare host "
+            "names separated by commas (e.g. api.cloudcraft.example), without scheme or path"
+        )
+    return entries
+
+
+def parse_settings(document: Any, source: str = "settings", *, allowed_hosts: tuple[str, ...] = ()) -> Settings:
+    """Validate a settings document; the error names every bad field and how to fix it.
+
+    `allowed_hosts`: Cloudcraft hosts besides api.cloudcraft.co the deployment allows (StageConfig)."""
     if document is None or document == "":
         document = {}
     if not isinstance(document, dict):
@@ -152,7 +199,7 @@ def parse_settings(document: Any, source: str = "settings") -> Settings:
     except JsonLimitError as exc:
         raise ConfigurationError(f"{source}: {exc}") from None
     try:
-        return Settings.model_validate(document)
+        return Settings.model_validate(document, context={"cloudcraft_allowed_hosts": allowed_hosts})
     except ValidationError as exc:
         raise ConfigurationError(f"{source} is invalid: {describe_validation_error(exc)}") from None
 
@@ -180,11 +227,17 @@ class StageConfig:
     rules_parameter: str = ""
     work_queue_url: str = ""
     stage: str = ""  # the deployment stage (GATEHOUSE_STAGE); names the stage's own metrics
+    # Cloudcraft API hosts besides api.cloudcraft.co that settings.cloudcraft_base_url may name: the template's
+    # CloudcraftAllowedHosts parameter, so whoever can edit the settings cannot send the API key elsewhere.
+    cloudcraft_allowed_hosts: tuple[str, ...] = ()
 
     @classmethod
-    def for_stage(cls, stage: str, region: str, account_id: str = "") -> StageConfig:
+    def for_stage(
+        cls, stage: str, region: str, account_id: str = "", *, cloudcraft_allowed_hosts: tuple[str, ...] = ()
+    ) -> StageConfig:
         """The names the deployment template gives a stage's resources (for the operator CLI)."""
         return cls(
+            cloudcraft_allowed_hosts=cloudcraft_allowed_hosts,
             settings_parameter=f"/gatehouse/{stage}/settings",
             api_key_secret=f"gatehouse/{stage}/cloudcraft-api-key",
             topic_arn=f"arn:aws:sns:{region}:{account_id}:gatehouse-{stage}-ops" if account_id else "",
@@ -219,4 +272,5 @@ class StageConfig:
             rules_parameter=env.get("GATEHOUSE_RULES_PARAMETER", ""),
             work_queue_url=env.get("GATEHOUSE_WORK_QUEUE_URL", ""),
             stage=env.get("GATEHOUSE_STAGE", ""),
+            cloudcraft_allowed_hosts=parse_allowed_hosts(env.get(ALLOWED_HOSTS_VARIABLE, "")),
         )

@@ -16,7 +16,9 @@ from chalicelib.core.models import MemberAccount
 from chalicelib.core.notifications import Notification
 from chalicelib.core.settings import Settings
 from chalicelib.planning.executor import ExecutionResult, Executor
+from chalicelib.planning.guard import OrganizationIds
 from chalicelib.planning.plan import (
+    PRINCIPAL_CHANGE_HELD,
     AccountPlan,
     Cloudcraft,
     CloudcraftIdentity,
@@ -25,6 +27,7 @@ from chalicelib.planning.plan import (
     OrphanPlan,
     plan_account,
     plan_orphans,
+    refusal,
 )
 from chalicelib.planning.registration import Registration
 from chalicelib.planning.scope import check_scope, management_refusal
@@ -38,6 +41,7 @@ class FleetDirectory(Protocol):
     def tags(self, resource_id: str) -> dict[str, str]: ...
     def describe(self, account_id: str) -> MemberAccount | None: ...
     def management_account_id(self) -> str: ...
+    def organization_ids(self, *, complete: bool = False) -> OrganizationIds: ...
 
 
 @dataclass
@@ -123,19 +127,27 @@ class Fleet:
         registrations = list(self._cloudcraft.list_accounts())
         identity = self._identity()
         owned = self._ledger.owned()
+        # Every account of the Organization: none of them may become the trust principal.
+        management = next((member.account_id for member in members if member.is_management), "")
+        organization = OrganizationIds(management, frozenset(member.account_id for member in members))
+        refused = refusal(settings, identity, organization)
 
         def one(member: MemberAccount) -> tuple[MemberAccount, MemberView | None]:
             if settings.opt_out_tag is not None:
                 member = replace(member, tags=self._directory.tags(member.account_id))
             if not check_scope(member, settings).in_scope:
                 return member, None
+            if refused:
+                return member, MemberView()  # not read: plan_account refuses the answer before looking at it
             return member, self.read_member(member.account_id)
 
         with ThreadPoolExecutor(max_workers=self._workers) as pool:
             read = list(pool.map(one, members))
-        plan = FleetPlan(offboarding=settings.offboarding, registrations=registrations)
+        plan = FleetPlan(offboarding=settings.offboarding, registrations=registrations, refusal=refused)
         plan.accounts = [
-            plan_account(member, settings, identity, view, registrations=registrations, owned=owned)
+            plan_account(
+                member, settings, identity, view, registrations=registrations, owned=owned, organization=organization
+            )
             for member, view in read
         ]
         plan.orphans = plan_orphans([member for member, _ in read], settings, registrations, owned)
@@ -204,7 +216,12 @@ class Fleet:
                 view,
                 registrations=registrations,
                 owned={account_id: owned} if owned else {},
+                # Every account of the Organization (the tree is walked once per container): a trust principal
+                # among them is refused, whatever asked for this job.
+                organization=self._directory.organization_ids(complete=True).including([account_id]),
             )
+            if plan.refused or plan.held:
+                return AccountWork(account_id, "refused", plan.refused or f"{PRINCIPAL_CHANGE_HELD}: {plan.held}")
             # Executed even when in order: the registration kept is then recorded as Gatehouse's, as on arrival.
             executed = self._executor.execute(plan, self._member_session(account_id).iam())
         if not plan.changes:
@@ -342,7 +359,8 @@ def reconciliation_notification(plan: FleetPlan | None, error: str, *, queued: i
         )
     summary = plan.summary()
     failed = {p.account.account_id: p.error for p in plan.accounts if p.error}
-    outcome = "failed" if failed else "drift" if plan.changes else "in-order"
+    refused, held = plan.refused, plan.held
+    outcome = "failed" if failed or refused or held else "drift" if plan.changes else "in-order"
     lines = [f"Reconciliation of {len(plan.accounts)} accounts: {outcome}.", ""]
     lines += [f"  {action}: {count}" for action, count in sorted(summary.items())]
     if plan.changes:
@@ -350,6 +368,12 @@ def reconciliation_notification(plan: FleetPlan | None, error: str, *, queued: i
             "",
             f"{queued} repairs queued for the fleet worker." if repair else "Repairs not queued: reconcile=report.",
         ]
+    if refused:
+        lines += ["", "Cloudcraft's answer was REFUSED; nothing was written for these accounts:"]
+        lines += grouped_reasons(refused)
+    if held:
+        lines += ["", "Principal changes held; nothing was written for these accounts:"]
+        lines += grouped_reasons(held)
     if failed:
         lines += ["", "Accounts that could not be read:"] + [
             f"  {account}: {why}" for account, why in sorted(failed.items())
@@ -361,6 +385,27 @@ def reconciliation_notification(plan: FleetPlan | None, error: str, *, queued: i
     return Notification(
         subject=f"Gatehouse: reconciliation {outcome} ({len(plan.accounts)} accounts)",
         text="\n".join(lines),
-        body={"event_kind": RECONCILE_KIND, "outcome": outcome, "queued": queued, "failed": failed, **plan.to_dict()},
+        body={
+            "event_kind": RECONCILE_KIND,
+            "outcome": outcome,
+            "queued": queued,
+            "failed": failed,
+            "refused": refused,
+            "held": held,
+            **plan.to_dict(),
+        },
         attributes={"event_kind": RECONCILE_KIND, "outcome": outcome},
     )
+
+
+def grouped_reasons(reasons: dict[str, str], limit: int = 10) -> list[str]:
+    """One line per distinct reason with the accounts it applies to: a refusal of the whole Organization reads
+    as one line, not a thousand."""
+    by_reason: dict[str, list[str]] = {}
+    for account, why in sorted(reasons.items()):
+        by_reason.setdefault(why, []).append(account)
+    lines = []
+    for why, accounts in by_reason.items():
+        shown = ", ".join(accounts[:limit]) + (f" and {len(accounts) - limit} more" if len(accounts) > limit else "")
+        lines.append(f"  {why} ({len(accounts)} account(s): {shown})")
+    return lines

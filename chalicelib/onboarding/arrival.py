@@ -18,7 +18,15 @@ from chalicelib.core.retry import Jitter
 from chalicelib.core.settings import Settings
 from chalicelib.onboarding.outcome import AccountOutcome
 from chalicelib.planning.executor import Executor
-from chalicelib.planning.plan import Cloudcraft, CloudcraftIdentity, MemberView, plan_account
+from chalicelib.planning.guard import OrganizationIds
+from chalicelib.planning.plan import (
+    PRINCIPAL_CHANGE_HELD,
+    Cloudcraft,
+    CloudcraftIdentity,
+    MemberView,
+    plan_account,
+    refusal,
+)
 from chalicelib.planning.scope import check_scope, management_refusal
 
 log = logging.getLogger("gatehouse.onboarding")
@@ -42,6 +50,7 @@ def forget_onboarding(once: OnceGuard, account_id: str) -> None:
 class Directory(Protocol):
     def describe(self, account_id: str) -> MemberAccount | None: ...
     def management_account_id(self) -> str: ...
+    def organization_ids(self) -> OrganizationIds: ...
 
 
 class Onboarding:
@@ -109,6 +118,14 @@ class Onboarding:
         result = AccountOutcome(
             account_id, "unchanged", "", account_name=account.name, ou_path=account.ou_path, trigger=trigger
         )
+        # Cloudcraft's answer first: a refused one is reported without entering the account at all.
+        identity = self._identity()
+        organization = self._directory.organization_ids().including([account_id])
+        refused = refusal(settings, identity, organization)
+        if refused:
+            result.outcome, result.reason = "failed", refused
+            return result
+
         try:
             member = self._member_session(account_id)
         except AccessRoleUnavailableError as exc:
@@ -118,7 +135,6 @@ class Onboarding:
             result.outcome, result.reason = "failed", f"{exc} (gave up {age / 60:.0f} minutes after the event)"
             return result
 
-        identity = self._identity()
         iam = member.iam()
         with self._leases.hold(account_id, trigger or "onboarding"):
             observed = iam.read_role(
@@ -132,9 +148,14 @@ class Onboarding:
                 MemberView(member.access_role, observed),
                 registrations=self._cloudcraft.list_accounts(),
                 owned={account_id: owned} if owned else {},
+                organization=organization,
             )
+            result.access_role = member.access_role
+            if plan.refused or plan.held:
+                result.outcome = "failed"
+                result.reason = plan.refused or f"{PRINCIPAL_CHANGE_HELD}: {plan.held}"
+                return result
             executed = self._executor.execute(plan, iam)
-        result.access_role = member.access_role
         result.role_arn = plan.desired.role_arn if plan.desired else ""
         result.role_changes = executed.role_changes
         result.registration, result.cloudcraft_id = executed.registration, executed.registration_id

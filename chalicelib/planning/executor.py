@@ -54,7 +54,9 @@ class Executor:
 
     def execute(self, plan: AccountPlan, iam: RoleWriter) -> ExecutionResult:
         result = ExecutionResult()
-        if plan.error or plan.spec is None or plan.desired is None or plan.registration is None:
+        if plan.error or plan.refused or plan.held:
+            return result  # a refused answer or a held principal change writes nothing, whoever calls
+        if plan.spec is None or plan.desired is None or plan.registration is None:
             return result
         if plan.role_changes:
             iam.apply(plan.spec, plan.role_changes)

@@ -12,9 +12,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from chalicelib.core.errors import ConfigurationError
 from chalicelib.core.models import MemberAccount
 from chalicelib.core.settings import Settings
+from chalicelib.planning.guard import (
+    OrganizationIds,
+    UnsafeAnswer,
+    check_external_id,
+    check_trusted_account,
+    principal_change,
+)
+from chalicelib.planning.policy_guard import check_policy
 from chalicelib.planning.registration import DesiredRegistration, Registration, RegistrationPlan, plan_registration
 from chalicelib.planning.role import ObservedRole, RoleChange, RoleSpec, TrustFacts, plan_role_changes, read_trust
 from chalicelib.planning.scope import ScopeDecision, check_scope
@@ -24,7 +31,8 @@ log = logging.getLogger("gatehouse.plan")
 
 @dataclass(frozen=True)
 class CloudcraftIdentity:
-    """What the role must trust and grant, as Cloudcraft reports it at run time."""
+    """What the role must trust and grant, as Cloudcraft reports it at run time: untrusted until desired_role
+    has checked it."""
 
     account_id: str
     external_id: str
@@ -80,6 +88,10 @@ class AccountPlan:
     deletable_duplicates: tuple[str, ...] = ()
     foreign_duplicates: tuple[str, ...] = ()
     error: str = ""
+    # Cloudcraft's answer failed a guard (guard.py, policy_guard.py): nothing is written for this account.
+    refused: str = ""
+    # The role trusts another account than Cloudcraft now answers: nothing is written until the settings pin it.
+    held: str = ""
 
     def actions(self) -> list[str]:
         """The plan in the words of the operator's table."""
@@ -87,10 +99,16 @@ class AccountPlan:
             return [f"error: {self.error}"]
         if not self.scope.in_scope:
             return []
+        if self.refused:
+            return [REFUSED]
+        if self.held:
+            return [PRINCIPAL_CHANGE_HELD]
         labels: list[str] = []
         kinds = [change.kind for change in self.role_changes]
         if "create-role" in kinds:
             labels.append("create role")
+        if "set-boundary" in kinds and "create-role" not in kinds:
+            labels.append("set permissions boundary")
         if "update-trust" in kinds:
             labels += self._trust_labels()
         policy_kinds = {
@@ -128,7 +146,8 @@ class AccountPlan:
 
     @property
     def changes(self) -> bool:
-        return bool(self.actions()) and not self.error
+        """Whether applying this plan writes anything (a refused or held plan writes nothing)."""
+        return bool(self.actions()) and not (self.error or self.refused or self.held)
 
     @property
     def cloudcraft_writes(self) -> int:
@@ -159,6 +178,17 @@ class FleetPlan:
     orphans: list[OrphanPlan] = field(default_factory=list)
     offboarding: str = "deregister"
     registrations: list[Any] = field(default_factory=list)  # Cloudcraft's list, as this plan saw it
+    refusal: str = ""  # Cloudcraft's answer was refused for the whole Organization: no account was read
+
+    @property
+    def refused(self) -> dict[str, str]:
+        """Account → why Cloudcraft's answer was refused for it."""
+        return {p.account.account_id: p.refused for p in self.accounts if p.refused}
+
+    @property
+    def held(self) -> dict[str, str]:
+        """Account → why its principal change waits for the settings' pin."""
+        return {p.account.account_id: p.held for p in self.accounts if p.held}
 
     @property
     def deregistrations(self) -> list[OrphanPlan]:
@@ -175,7 +205,7 @@ class FleetPlan:
                 counts["error"] += 1
             elif not plan.scope.in_scope:
                 counts["out of scope"] += 1
-            elif not plan.changes:
+            elif not plan.changes and not plan.refused and not plan.held:
                 counts["nothing to do"] += 1
             for action in plan.actions():
                 if not action.startswith("error"):
@@ -189,6 +219,7 @@ class FleetPlan:
     def to_dict(self) -> dict[str, Any]:
         return {
             "changes": self.changes,
+            "refusal": self.refusal or None,
             "summary": dict(self.summary()),
             "accounts": [
                 {
@@ -199,6 +230,8 @@ class FleetPlan:
                     "scope_reason": plan.scope.reason,
                     "actions": plan.actions(),
                     "error": plan.error or None,
+                    "refused": plan.refused or None,
+                    "held": plan.held or None,
                 }
                 for plan in self.accounts
             ],
@@ -215,20 +248,41 @@ class FleetPlan:
         }
 
 
-def desired_role(settings: Settings, identity: CloudcraftIdentity) -> RoleSpec:
+REFUSED = "refused"
+PRINCIPAL_CHANGE_HELD = "principal change held"
+
+
+def desired_role(settings: Settings, identity: CloudcraftIdentity, organization: OrganizationIds) -> RoleSpec:
+    """The role Cloudcraft's answers ask for, once they pass the guards; UnsafeAnswer when they do not.
+
+    Every path that writes a role (arrival, reconciliation, worker, CLI apply) derives it here, so every one of
+    them refuses the same answers: a trust principal that is not a 12-digit account outside `organization` (or
+    not the pinned one), an unusable external ID, an inline policy that grants more than reads.
+    """
+    account_id = check_trusted_account(
+        identity.account_id, pin=settings.cloudcraft_aws_account_id, organization=organization
+    )
+    external_id = check_external_id(identity.external_id)
     if settings.permission_mode == "read-only-access":
-        return RoleSpec(settings.cloudcraft_role_name, identity.account_id, identity.external_id)
-    if not identity.policy:
-        raise ConfigurationError(
-            f"permission_mode {settings.permission_mode!r} needs Cloudcraft's policy document, which was empty"
-        )
+        return RoleSpec(settings.cloudcraft_role_name, account_id, external_id)
+    check_policy(identity.policy, source=f"Cloudcraft's {settings.permission_mode} policy document")
     return RoleSpec(
         settings.cloudcraft_role_name,
-        identity.account_id,
-        identity.external_id,
+        account_id,
+        external_id,
         managed_policy_arns=(),
         inline_policy=identity.policy,
     )
+
+
+def refusal(settings: Settings, identity: CloudcraftIdentity, organization: OrganizationIds) -> str:
+    """Why Cloudcraft's answer is refused whatever the account, or "" when it passes: checked before entering any
+    account, so a refused answer costs no AssumeRole either."""
+    try:
+        desired_role(settings, identity, organization)
+    except UnsafeAnswer as exc:
+        return str(exc)
+    return ""
 
 
 def desired_registration(settings: Settings, account: MemberAccount, role_arn: str) -> DesiredRegistration:
@@ -249,14 +303,29 @@ def plan_account(
     *,
     registrations: Sequence[Registration],
     owned: dict[str, str],
+    organization: OrganizationIds,
 ) -> AccountPlan:
-    """The plan for one account. `view` is None when the account is out of scope (nothing was read)."""
+    """The plan for one account. `view` is None when the account is out of scope (nothing was read).
+
+    `organization`: the accounts known to be this Organization's (the account itself is added); a trust
+    principal among them is refused.
+    """
     scope = check_scope(account, settings)
     if not scope.in_scope or view is None:
         return AccountPlan(account, scope)
+    try:
+        spec = desired_role(settings, identity, organization.including([account.account_id]))
+    except UnsafeAnswer as exc:
+        return AccountPlan(account, scope, refused=str(exc))
     if view.error:
         return AccountPlan(account, scope, error=view.error)
-    spec = desired_role(settings, identity)
+    trust = read_trust(view.role.trust_policy, spec) if view.role is not None else None
+    if trust is not None:
+        held = principal_change(trust.principals, spec.trusted_account_id, pin=settings.cloudcraft_aws_account_id)
+        if held:
+            return AccountPlan(
+                account, scope, access_role=view.access_role, spec=spec, role_exists=True, trust=trust, held=held
+            )
     desired = desired_registration(settings, account, spec.role_arn(account.account_id))
     registration = plan_registration(registrations, desired)
     by_id = {reg.id: reg for reg in registrations}
@@ -272,7 +341,7 @@ def plan_account(
         spec=spec,
         role_exists=view.role is not None,
         role_changes=tuple(plan_role_changes(spec, view.role)),
-        trust=read_trust(view.role.trust_policy, spec) if view.role is not None else None,
+        trust=trust,
         desired=desired,
         registration=registration,
         deletable_duplicates=deletable,

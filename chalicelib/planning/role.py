@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 READ_ONLY_ACCESS_ARN = "arn:aws:iam::aws:policy/ReadOnlyAccess"
+# The role's permissions boundary: whatever its policies say, it can do no more than read. The session policy
+# (adapters/member.py) lets Gatehouse create the role or grant it anything only while this boundary is on it.
+PERMISSIONS_BOUNDARY_ARN = READ_ONLY_ACCESS_ARN
 INLINE_POLICY_NAME = "cloudcraft-read-access"
 MAX_SESSION_SECONDS = 3600
 OWNER_TAG = "gatehouse:managed"
@@ -23,6 +26,7 @@ class RoleSpec:
     external_id: str
     managed_policy_arns: tuple[str, ...] = (READ_ONLY_ACCESS_ARN,)
     inline_policy: dict[str, Any] | None = None
+    permissions_boundary: str = PERMISSIONS_BOUNDARY_ARN
 
     @property
     def trusted_principal(self) -> str:
@@ -55,6 +59,7 @@ class ObservedRole:
     managed_policy_arns: tuple[str, ...]
     inline_policies: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    permissions_boundary: str | None = None
 
     @property
     def owned(self) -> bool:
@@ -63,6 +68,7 @@ class ObservedRole:
 
 ChangeKind = Literal[
     "create-role",
+    "set-boundary",
     "update-trust",
     "set-max-session",
     "attach-policy",
@@ -130,11 +136,14 @@ def plan_role_changes(spec: RoleSpec, observed: ObservedRole | None) -> list[Rol
     """The changes that turn `observed` into `spec`; empty when the role is already right.
 
     The role must end up trusting Cloudcraft alone with the external ID and granting read access alone:
-    anything else attached to it (an extra managed policy, an unexpected inline one) is removed.
+    anything else attached to it (an extra managed policy, an unexpected inline one) is removed. The permissions
+    boundary comes first: the session policy allows granting the role anything only once the boundary is on it.
     """
     if observed is None:
         return [RoleChange("create-role")]
     changes: list[RoleChange] = []
+    if observed.permissions_boundary != spec.permissions_boundary:
+        changes.append(RoleChange("set-boundary", spec.permissions_boundary))
     if not read_trust(observed.trust_policy, spec).only_cloudcraft:
         changes.append(RoleChange("update-trust"))
     if observed.max_session_seconds != MAX_SESSION_SECONDS:

@@ -262,6 +262,94 @@ class Faults:
             return True
 
 
+# --- hostile answers -------------------------------------------------------------------------------------
+
+# What a compromised Cloudcraft, or whoever answers in its place, might serve as the "read-only" policy.
+ADMIN_POLICY: dict[str, Any] = {
+    "Version": "2012-10-17",
+    "Statement": [{"Sid": "Everything", "Effect": "Allow", "Action": "*", "Resource": "*"}],
+}
+PUT_REPLIES = ("object", "empty-200", "204")
+
+
+class Answers:
+    """Answers to serve instead of the emulator's own, switchable while it runs: the forged or broken answers a
+    compromised Cloudcraft (or whoever answers as it) could send, and the bodiless successes its spec allows."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._iam_parameters: dict[str, Any] = {}
+        self._policies: dict[str, Any] = {}
+        self._nested: dict[str, int] = {}
+        self._put_reply = "object"
+
+    def forge_iam_parameters(self, **fields: Any) -> None:
+        """Serve these iamParameters fields (`accountId`, `externalId`, ... any JSON value) instead of the real
+        ones, e.g. forge_iam_parameters(accountId="*") or forge_iam_parameters(externalId="   ")."""
+        with self._lock:
+            self._iam_parameters.update(fields)
+
+    def serve_policy(self, kind: str, document: Any) -> None:
+        """Serve `document` as the `custom` or `minimal` policy (e.g. ADMIN_POLICY)."""
+        if kind not in ("custom", "minimal"):
+            raise ValueError("policy kind must be 'custom' or 'minimal'")
+        with self._lock:
+            self._policies[kind] = copy.deepcopy(document)
+
+    def nest_next(self, path: str, depth: int = 100_000) -> None:
+        """The next 2xx answer on `path` is a JSON array nested `depth` levels deep."""
+        with self._lock:
+            self._nested[path.rstrip("/")] = depth
+
+    def reply_to_put(self, style: str) -> None:
+        """How a successful PUT is answered: `object` (200 with the account), `empty-200` (200 with no body, as
+        the published API spec documents it) or `204`."""
+        if style not in PUT_REPLIES:
+            raise ValueError(f"PUT reply must be one of {PUT_REPLIES}")
+        with self._lock:
+            self._put_reply = style
+
+    def apply(self, config: Mapping[str, Any]) -> None:
+        """Switch answers on from a sandbox config: {"iam_parameters": {...}, "policies": {"custom": ...},
+        "nest_next": {path: depth}, "put_reply": "204"}."""
+        known = {"iam_parameters", "policies", "nest_next", "put_reply"}
+        unknown = set(config) - known
+        if unknown:
+            raise ValueError(f"unknown Cloudcraft answers {sorted(unknown)}; known: {sorted(known)}")
+        self.forge_iam_parameters(**dict(config.get("iam_parameters") or {}))
+        for kind, document in (config.get("policies") or {}).items():
+            self.serve_policy(kind, document)
+        for path, depth in (config.get("nest_next") or {}).items():
+            self.nest_next(path, int(depth))
+        if config.get("put_reply"):
+            self.reply_to_put(str(config["put_reply"]))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._iam_parameters.clear()
+            self._policies.clear()
+            self._nested.clear()
+            self._put_reply = "object"
+
+    def iam_parameters(self, real: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            return {**real, **copy.deepcopy(self._iam_parameters)}
+
+    def policy(self, kind: str, real: dict[str, Any]) -> Any:
+        with self._lock:
+            return copy.deepcopy(self._policies[kind]) if kind in self._policies else real
+
+    def take_nested(self, path: str) -> str | None:
+        with self._lock:
+            depth = self._nested.pop(path, None)
+        return None if depth is None else "[" * depth + "]" * depth
+
+    @property
+    def put_reply(self) -> str:
+        with self._lock:
+            return self._put_reply
+
+
 # --- the emulator ----------------------------------------------------------------------------------------
 
 
@@ -303,6 +391,7 @@ class CloudcraftEmulator:
         self._teams_wrapped = teams_wrapped
         self._creator_id = str(uuid.uuid4())
         self.faults = Faults()
+        self.answers = Answers()
         self._lock = threading.RLock()
         self._accounts: dict[str, dict[str, Any]] = {}
         self._windows: dict[str, deque[float]] = {}
@@ -335,9 +424,13 @@ class CloudcraftEmulator:
 
     # --- inspection and set-up ---------------------------------------------------------------------------
     @property
-    def iam_parameters(self) -> dict[str, str]:
+    def iam_parameters(self) -> dict[str, Any]:
+        """What GET /aws/account/iamParameters answers now (forged fields included, see `answers`)."""
         with self._lock:
             external_id = self._external_id
+        return self.answers.iam_parameters(self._real_iam_parameters(external_id))
+
+    def _real_iam_parameters(self, external_id: str) -> dict[str, Any]:
         return {
             "accountId": self._aws_account_id,
             "externalId": external_id,
@@ -371,6 +464,11 @@ class CloudcraftEmulator:
             account = self._new_account(name, role_arn, read_access, write_access, source=source)
             return copy.deepcopy(account)
 
+    def move_aws_account(self, new: str) -> None:
+        """As if Cloudcraft moved to another AWS account: iamParameters reports `new` from now on."""
+        with self._lock:
+            self._aws_account_id = new
+
     def rotate_external_id(self, new: str) -> None:
         """As when the key changes hands: iamParameters reports `new`, and roles trusting the old one fail."""
         with self._lock:
@@ -382,6 +480,7 @@ class CloudcraftEmulator:
             self._windows.clear()
             self._log.clear()
         self.faults.clear()
+        self.answers.clear()
 
     # --- request handling (called from the server's threads) ---------------------------------------------
     def handle(self, method: str, raw_path: str, authorization: str | None, body: bytes) -> _Reply:
@@ -397,6 +496,10 @@ class CloudcraftEmulator:
             reply = self._route(method, path, body)
             if method in ("POST", "PUT", "DELETE") and reply.status < 300 and self.faults.take_fail_after_commit():
                 reply = _Reply(500, {"error": "Internal server error"})
+            elif reply.status < 300:
+                nested = self.answers.take_nested(path)
+                if nested is not None:
+                    reply = _Reply(reply.status, nested)
         except _Reply as stop:
             reply = stop
         with self._lock:
@@ -442,10 +545,10 @@ class CloudcraftEmulator:
             return _Reply(200, self.iam_parameters)
         if path == "/aws/account/iamParameters/policy/custom":
             self._only(method, "GET")
-            return _Reply(200, custom_policy())
+            return _Reply(200, self.answers.policy("custom", custom_policy()))
         if path == "/aws/account/iamParameters/policy/minimal":
             self._only(method, "GET")
-            return _Reply(200, minimal_policy())
+            return _Reply(200, self.answers.policy("minimal", minimal_policy()))
         if path == "/team":
             self._only(method, "GET")
             teams = copy.deepcopy(self._teams)
@@ -500,7 +603,11 @@ class CloudcraftEmulator:
                 writeAccess=write_access,
                 updatedAt=self._timestamp(),
             )
-            return _Reply(200, copy.deepcopy(account))
+            updated = copy.deepcopy(account)
+        style = self.answers.put_reply
+        if style == "204":
+            return _Reply(204)
+        return _Reply(200, None if style == "empty-200" else updated)
 
     def _delete(self, account_id: str) -> _Reply:
         with self._lock:

@@ -271,6 +271,10 @@ class Sandbox:
                 self._seed_role(account["id"], account["role"])
         faults = (self.state.get("cloudcraft") or {}).get("faults") or {}
         self.apply_faults(faults)
+        try:
+            self.cloudcraft.answers.apply((self.state.get("cloudcraft") or {}).get("answers") or {})
+        except (ValueError, TypeError) as exc:
+            raise SandboxError(f"cloudcraft.answers: {exc}") from None
         if self.proton is not None and self.state.get("proton"):
             connections = [
                 {"managementAccountId": MANAGEMENT_ACCOUNT_ID, "status": "PENDING", **connection}
@@ -368,7 +372,8 @@ class Sandbox:
             role_name=name,
             assume_role_policy_document=json.dumps(trust),
             path="/",
-            permissions_boundary=None,
+            # As Gatehouse leaves a role it manages; `"permissions_boundary": null` seeds one made before it did.
+            permissions_boundary=role.get("permissions_boundary", "arn:aws:iam::aws:policy/ReadOnlyAccess"),
             description="",
             tags=[{"Key": k, "Value": v} for k, v in role.get("tags", {"gatehouse:managed": "true"}).items()],
             max_session_duration=str(role.get("max_session", 3600)),
@@ -593,6 +598,7 @@ class Sandbox:
                         "managed_policies": sorted(role.managed_policies),
                         "inline_policies": sorted(role.policies),
                         "max_session_seconds": int(role.max_session_duration or 3600),
+                        "permissions_boundary": role.permissions_boundary_arn,
                         "tags": tags,
                     }
                 )

@@ -165,6 +165,7 @@ def drive_on_account_arrival(driver: Driver) -> None:
         )
         repaired = driver.deliver(world, created("444444444444"))
         assert changes(repaired) == {
+            "set-boundary",
             "update-trust",
             "set-max-session",
             "attach-policy",
@@ -282,6 +283,17 @@ def drive_fleet_worker(driver: Driver) -> None:
         assert "someone else's" in {a["name"] for a in world.cloudcraft.accounts()}
         outcomes = sorted(n["attributes"]["outcome"] for n in world.notifications()[1:])  # after the summary
         assert outcomes == ["refused", "rejected"], outcomes
+
+    # Cloudcraft's answer turns hostile between plan and work: every item is refused, ops are told once.
+    with driver.sandbox({"organization": {"accounts": generated_accounts(2)}}) as world:
+        world.run_schedule("reconcile")
+        world.cloudcraft.answers.forge_iam_parameters(accountId="777777777777")
+        world.new_container()
+        with driver.acting():
+            world.drain_queue()
+        assert world.roles() == []
+        refusals = [n for n in world.notifications() if n["attributes"]["event_kind"] == "account-onboarding"]
+        assert [n["attributes"]["outcome"] for n in refusals] == ["failed"], refusals
 
 
 # --- on_proton_connection and proton_sweep ---------------------------------------------------------------

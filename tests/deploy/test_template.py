@@ -39,6 +39,7 @@ RESOURCE_ENVIRONMENT = {  # the variables that must come from the template, not 
     "GATEHOUSE_RULES_PARAMETER": {"Ref": "RulesParameter"},
     "GATEHOUSE_API_KEY_SECRET": {"Fn::Sub": "gatehouse/${Stage}/cloudcraft-api-key"},
     "GATEHOUSE_STAGE": {"Ref": "Stage"},
+    "GATEHOUSE_CLOUDCRAFT_ALLOWED_HOSTS": {"Ref": "CloudcraftAllowedHosts"},
 }
 ALARM_TOPIC = {"Ref": "AlarmTopic"}
 WORKER_SCALING = {"MaximumConcurrency": 2}  # SQS's least; see infra/resources.yaml and README.md, Reliability

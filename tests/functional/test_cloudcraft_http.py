@@ -21,7 +21,7 @@ from chalicelib.adapters.cloudcraft.errors import (
 from chalicelib.adapters.cloudcraft.limiter import RateLimiter
 from chalicelib.adapters.cloudcraft.models import Team
 from chalicelib.core.clock import VirtualClock
-from gatehouse.sandbox.cloudcraft_emulator import DEFAULT_TEAMS, CloudcraftEmulator
+from gatehouse.sandbox.cloudcraft_emulator import ADMIN_POLICY, DEFAULT_TEAMS, CloudcraftEmulator
 from tests.clocks import RecordingClock
 
 KEY = "cc-live-" + "Hx7Pq2Lm9V" * 4
@@ -443,3 +443,40 @@ def test_the_api_key_appears_in_no_error_repr_log_or_output(
         assert_no_key(record.getMessage(), f"a {record.name} log record")
     out, err = capfd.readouterr()
     assert_no_key(out + err, "test output")
+
+
+# --- hostile answers, over HTTP ----------------------------------------------------------------------------
+
+
+def test_forged_answers_reach_the_client_as_sent(client: CloudcraftClient, emulator: CloudcraftEmulator) -> None:
+    emulator.answers.forge_iam_parameters(accountId="123456789012", externalId="forged")
+    emulator.answers.serve_policy("custom", ADMIN_POLICY)
+
+    assert (client.iam_parameters().account_id, client.iam_parameters().external_id) == ("123456789012", "forged")
+    assert client.policy("custom") == ADMIN_POLICY  # the client reads; the planner's guards judge (tests/unit)
+    assert client.policy("minimal")["Statement"][0]["Effect"] == "Allow"  # the other one is left as it was
+
+
+def test_a_deeply_nested_answer_is_a_cloudcraft_error_then_the_next_one_reads(
+    client: CloudcraftClient, emulator: CloudcraftEmulator
+) -> None:
+    emulator.answers.nest_next("/aws/account/iamParameters")
+
+    with pytest.raises(CloudcraftError, match="nested deeper than 32 levels") as caught:
+        client.iam_parameters()
+    assert caught.value.status == 200
+    assert client.iam_parameters().account_id == "999999999999"
+
+
+@pytest.mark.parametrize(("style", "status"), [("204", 204), ("empty-200", 200), ("object", 200)])
+def test_every_documented_put_answer_is_a_success(
+    client: CloudcraftClient, emulator: CloudcraftEmulator, style: str, status: int
+) -> None:
+    created = client.create_account(name="payments", role_arn=ROLE_ARN)
+    emulator.answers.reply_to_put(style)
+
+    updated = client.update_account(created.id, name="renamed", role_arn=ROLE_ARN, read_access=None, write_access=None)
+
+    assert (updated is None) == (style != "object")
+    assert statuses(emulator)[-1] == ("PUT", status)
+    assert [account.name for account in client.list_accounts()] == ["renamed"]

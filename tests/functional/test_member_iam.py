@@ -11,10 +11,16 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from chalicelib.adapters.member import MemberAccess, session_policy
+from chalicelib.adapters.member import MEMBER_IAM_ACTIONS, MemberAccess, session_policy
 from chalicelib.adapters.organization import OrganizationDirectory
 from chalicelib.core.errors import AccessRoleUnavailableError
-from chalicelib.planning.role import INLINE_POLICY_NAME, READ_ONLY_ACCESS_ARN, RoleSpec, plan_role_changes
+from chalicelib.planning.role import (
+    INLINE_POLICY_NAME,
+    PERMISSIONS_BOUNDARY_ARN,
+    READ_ONLY_ACCESS_ARN,
+    RoleSpec,
+    plan_role_changes,
+)
 from tests.clocks import RecordingClock
 
 SPEC = RoleSpec("cloudcraft", "999999999999", "ext-1")
@@ -126,3 +132,47 @@ def test_refusals_past_the_bound_hand_back(org: dict[str, Any]) -> None:
     with pytest.raises(AccessRoleUnavailableError, match=r"no access role could be assumed .*3 attempt"):
         access.session(org["account"], ROLES, 3, managed_role_name="cloudcraft")
     assert clock.sleeps == [2.0, 4.0]
+
+
+def test_the_role_is_created_within_the_read_only_boundary_and_an_adopted_one_gets_it_first(
+    org: dict[str, Any],
+) -> None:
+    access = MemberAccess(boto3.client("sts", region_name="us-east-1"), RecordingClock())
+    member = access.session(org["account"], ROLES, 1, managed_role_name="cloudcraft")
+    iam, raw = member.iam(), member.iam_client
+
+    iam.apply(SPEC, plan_role_changes(SPEC, None))
+    boundary = raw.get_role(RoleName="cloudcraft")["Role"]["PermissionsBoundary"]
+    assert boundary["PermissionsBoundaryArn"] == PERMISSIONS_BOUNDARY_ARN
+
+    raw.delete_role_permissions_boundary(RoleName="cloudcraft")  # someone removed it by hand (Gatehouse cannot)
+    changes = plan_role_changes(SPEC, iam.read_role("cloudcraft", inline_documents=False))
+    assert [str(change) for change in changes] == [f"set-boundary {PERMISSIONS_BOUNDARY_ARN}"]
+    iam.apply(SPEC, changes)
+    assert iam.read_role("cloudcraft", inline_documents=False).permissions_boundary == PERMISSIONS_BOUNDARY_ARN  # type: ignore[union-attr]
+
+
+def test_session_policy_grants_only_within_the_read_only_boundary() -> None:
+    statements = {statement["Sid"]: statement for statement in session_policy("cloudcraft")["Statement"]}
+    allowed = [
+        action
+        for statement in statements.values()
+        if statement["Effect"] == "Allow"
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+    ]
+
+    assert sorted(allowed) == sorted(MEMBER_IAM_ACTIONS)  # each action once, in exactly one statement
+    assert "iam:DeleteRolePermissionsBoundary" not in allowed
+    never = statements["NeverRemoveTheBoundary"]
+    assert (never["Effect"], never["Action"], never["Resource"]) == ("Deny", "iam:DeleteRolePermissionsBoundary", "*")
+    bounded = {"ArnEquals": {"iam:PermissionsBoundary": PERMISSIONS_BOUNDARY_ARN}}
+    granting = statements["GrantOnlyWithinReadOnlyBoundary"]
+    assert set(granting["Action"]) == {"iam:CreateRole", "iam:PutRolePolicy", "iam:PutRolePermissionsBoundary"}
+    assert granting["Condition"] == bounded
+    attach = statements["AttachReadOnlyAccessOnly"]
+    assert attach["Condition"] == {
+        "ArnEquals": {"iam:PolicyARN": READ_ONLY_ACCESS_ARN, "iam:PermissionsBoundary": PERMISSIONS_BOUNDARY_ARN}
+    }
+    unconditioned = set(statements["CloudcraftRoleOnly"]["Action"])
+    assert not unconditioned & {"iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy"}
+    assert all(s["Resource"] == "arn:aws:iam::*:role/cloudcraft" for s in statements.values() if s["Effect"] == "Allow")

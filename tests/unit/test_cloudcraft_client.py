@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from chalicelib.adapters.cloudcraft.client import CloudcraftClient
+from chalicelib.adapters.cloudcraft.client import CloudcraftClient, api_key_problem
 from chalicelib.adapters.cloudcraft.errors import (
     DEFAULT_RETRY_AFTER,
     CloudcraftAuthError,
@@ -71,11 +72,12 @@ def response(status: int, body: Any = None, *, headers: dict[str, str] | None = 
     resp.reason = reason
     resp.headers.update(headers or {})
     if body is None:
-        resp._content = b""
+        content = b""
     elif isinstance(body, str | bytes):
-        resp._content = body.encode() if isinstance(body, str) else body
+        content = body.encode() if isinstance(body, str) else body
     else:
-        resp._content = json.dumps(body).encode()
+        content = json.dumps(body).encode()
+    resp.raw = io.BytesIO(content)  # streamed, as the client asks for: read through iter_content
     return resp
 
 
@@ -686,3 +688,128 @@ def test_rate_limits_count_towards_max_attempts() -> None:
         make_client(session, clock, max_attempts=3).list_accounts()
     assert len(session.sent) == 3
     assert clock.sleeps == [2.0, 2.0]
+
+
+# --- hostile and bodiless answers -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "why"),
+    [
+        (KEY + "\r\nX-Evil: 1", "whitespace, control or non-ASCII"),
+        (KEY[:10] + " " + KEY[10:], "whitespace"),
+        (KEY + "\x00", "control"),
+        (KEY + "\u00e9", "non-ASCII"),
+        ("k" * 1025, "longer than 1024"),
+    ],
+)
+def test_an_unusable_key_is_refused_without_being_echoed(key: str, why: str) -> None:
+    assert why in (api_key_problem(key) or "")
+    with pytest.raises(ConfigurationError) as caught:
+        CloudcraftClient(key, "https://cloudcraft.test")
+    assert_no_key(str(caught.value), "the refusal")
+    assert api_key_problem(KEY) is None
+
+
+class RaisingSession(requests.Session):
+    """Sends through requests' own header checks (which quote the header value) without a network."""
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        raise AssertionError("a request with an invalid header must never be sent")
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        requests.exceptions.InvalidHeader(f"Invalid return character or leading space in header: Bearer {KEY}"),
+        UnicodeEncodeError("latin-1", f"Bearer {KEY}\u2028", 7, 8, "ordinal not in range(256)"),
+        requests.exceptions.InvalidURL(f"bad url with Bearer {KEY}"),
+        AttributeError("'NoneType' object has no attribute 'read'"),
+    ],
+)
+def test_no_error_of_the_http_layer_passes_on_its_message_or_context(failure: Exception) -> None:
+    session = ScriptedSession(failure)
+
+    with pytest.raises(CloudcraftError) as caught:
+        make_client(session).list_accounts()
+
+    error = caught.value
+    assert type(failure).__name__ in str(error)
+    assert error.__context__ is None  # no traceback can print the original
+    assert error.__cause__ is None
+    assert_no_key(str(error) + repr(error) + error.body, "the error")
+
+
+def test_a_header_injected_through_the_key_never_reaches_the_wire() -> None:
+    client = CloudcraftClient(KEY, "https://cloudcraft.test", session=RaisingSession(), clock=RecordingClock())
+    client._key = type(client._key)(KEY + "\r\nX-Evil: 1")  # as if the constructor's check were bypassed
+
+    with pytest.raises(CloudcraftError, match=r"could not be sent \(InvalidHeader\)") as caught:
+        client.list_accounts()
+    assert_no_key(str(caught.value), "the error")
+
+
+def deep(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (deep(100_000), "nested deeper than 32 levels"),  # past the interpreter's recursion limit
+        (deep(500), "nested deeper than 32 levels"),  # within it, but deeper than any answer
+        ('{"accountId": NaN, "externalId": "x"}', "non-standard JSON constant"),
+        ('{"accountId": ' + "9" * 5000 + "}", "not JSON"),  # an integer Python refuses to convert
+        ("\xff\xfe not json", "not JSON"),
+    ],
+)
+def test_an_answer_nested_too_deep_or_malformed_is_a_cloudcraft_error(body: str, why: str) -> None:
+    session = ScriptedSession(response(200, body))
+
+    with pytest.raises(CloudcraftError, match=why):
+        make_client(session).iam_parameters()
+
+
+def test_an_answer_larger_than_the_limit_is_not_read_to_the_end() -> None:
+    declared = response(200, {"accounts": []}, headers={"Content-Length": str(10**12)})
+    endless = response(200, "[" + "0," * 600 + "0]")
+    session = ScriptedSession(declared, endless, response(502, "<html>" + "x" * 5000 + "</html>"))
+    client = make_client(session, max_body_bytes=1000, max_attempts=1)
+
+    for _ in range(2):
+        with pytest.raises(CloudcraftError, match="an answer of at most 1000 bytes"):
+            client.list_accounts()
+    with pytest.raises(CloudcraftServerError):  # an error page that long is cut short, not refused
+        client.list_accounts()
+
+
+def test_error_detail_survives_a_deeply_nested_error_body() -> None:
+    assert error_detail(deep(100_000)).startswith("[[[")
+
+
+@pytest.mark.parametrize("reply", [response(200), response(204)])
+def test_a_put_confirmed_without_a_body_is_a_success(reply: Reply) -> None:
+    session = ScriptedSession(reply)
+
+    updated = make_client(session).update_account(
+        "a1", name="n", role_arn=ROLE_ARN, read_access=None, write_access=None
+    )
+
+    assert updated is None
+    assert [sent["method"] for sent in session.sent] == ["PUT"]
+
+
+def test_a_post_confirmed_without_a_body_is_found_in_the_list() -> None:
+    session = ScriptedSession(response(201), response(200, {"accounts": [account_json()]}))
+
+    created = make_client(session).create_account(name="n", role_arn=ROLE_ARN)
+
+    assert created.id == "3f1b6a2e-8c4d-4e5f-9a0b-1c2d3e4f5a6b"
+    assert [sent["method"] for sent in session.sent] == ["POST", "GET"]
+
+
+def test_a_bodiless_post_not_found_in_the_list_is_an_error() -> None:
+    session = ScriptedSession(response(201), response(200, {"accounts": []}))
+
+    with pytest.raises(CloudcraftError, match="the new account"):
+        make_client(session).create_account(name="n", role_arn=ROLE_ARN)

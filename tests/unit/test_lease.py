@@ -7,18 +7,18 @@ from dataclasses import dataclass
 import pytest
 
 from chalicelib.adapters.lease import AccountBusyError, AccountLeases
-from chalicelib.core.clock import FakeClock
+from chalicelib.core.clock import RecordingClock
 from tests.lease_fakes import MemoryLease
 
 ACCOUNT = "222222222222"
 
 
-def leases(store: MemoryLease, clock: FakeClock, **options: float) -> AccountLeases:
+def leases(store: MemoryLease, clock: RecordingClock, **options: float) -> AccountLeases:
     return AccountLeases(store, clock, wait_seconds=options.get("wait", 60.0), ttl_seconds=int(options.get("ttl", 300)))
 
 
 def test_a_free_lease_is_taken_at_once_and_released_at_the_end() -> None:
-    store, clock = MemoryLease(), FakeClock()
+    store, clock = MemoryLease(), RecordingClock()
 
     with leases(store, clock).hold(ACCOUNT, "arrival") as hold:
         holder, expires_at = store.records[ACCOUNT]
@@ -32,7 +32,7 @@ def test_a_free_lease_is_taken_at_once_and_released_at_the_end() -> None:
 
 
 def test_a_held_lease_is_waited_for_on_the_clock_then_handed_back() -> None:
-    store, clock = MemoryLease(), FakeClock()
+    store, clock = MemoryLease(), RecordingClock()
     store.records[ACCOUNT] = ("fleet_worker apply [abcd]", int(clock.now().timestamp()) + 3600)
     body_ran = False
 
@@ -48,10 +48,10 @@ def test_a_held_lease_is_waited_for_on_the_clock_then_handed_back() -> None:
 
 
 def test_a_lease_freed_during_the_wait_is_taken_and_the_hold_says_it_waited() -> None:
-    store, clock = MemoryLease(), FakeClock()
+    store, clock = MemoryLease(), RecordingClock()
     store.records[ACCOUNT] = ("arrival [1111]", int(clock.now().timestamp()) + 3600)
 
-    class FreeingClock(FakeClock):
+    class FreeingClock(RecordingClock):
         def sleep(self, seconds: float) -> None:
             super().sleep(seconds)
             if len(self.sleeps) == 3:
@@ -66,7 +66,7 @@ def test_a_lease_freed_during_the_wait_is_taken_and_the_hold_says_it_waited() ->
 
 
 def test_an_expired_lease_is_taken_over() -> None:
-    store, clock = MemoryLease(), FakeClock()
+    store, clock = MemoryLease(), RecordingClock()
     store.records[ACCOUNT] = ("a job that died [dead]", int(clock.now().timestamp()) - 1)
 
     with leases(store, clock).hold(ACCOUNT, "arrival") as hold:
@@ -75,7 +75,7 @@ def test_an_expired_lease_is_taken_over() -> None:
 
 
 def test_release_never_frees_another_holders_lease() -> None:
-    store, clock = MemoryLease(), FakeClock()
+    store, clock = MemoryLease(), RecordingClock()
     with leases(store, clock, ttl=10).hold(ACCOUNT, "slow job"):
         clock.advance(11)  # past its expiry: another job takes the account over
         now = int(clock.now().timestamp())
@@ -91,7 +91,7 @@ def test_the_lease_expires_with_the_invocation() -> None:
         def get_remaining_time_in_millis(self) -> int:
             return self.remaining_ms
 
-    lease = leases(MemoryLease(), FakeClock())
+    lease = leases(MemoryLease(), RecordingClock())
     lease.register_lambda_context(Context(120_000))
     assert lease.ttl_seconds == 150  # the invocation's remaining time plus a margin
     lease.register_lambda_context(Context(3_600_000))
@@ -99,7 +99,7 @@ def test_the_lease_expires_with_the_invocation() -> None:
 
 
 def test_the_body_failing_still_releases() -> None:
-    store, clock = MemoryLease(), FakeClock()
+    store, clock = MemoryLease(), RecordingClock()
     with pytest.raises(RuntimeError), leases(store, clock).hold(ACCOUNT, "arrival"):
         raise RuntimeError("Cloudcraft said no")
     assert store.records == {}

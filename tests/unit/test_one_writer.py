@@ -12,7 +12,7 @@ import pytest
 
 from chalicelib.adapters.lease import AccountBusyError, AccountLeases
 from chalicelib.adapters.ledger import MemoryLedger
-from chalicelib.core.clock import FakeClock
+from chalicelib.core.clock import RecordingClock
 from chalicelib.core.models import MemberAccount
 from chalicelib.core.settings import Settings, parse_settings
 from chalicelib.events import AccountDeparture
@@ -50,10 +50,10 @@ class World:
     def member(self, account_id: str) -> FakeMember:
         return FakeMember(account_id, self.iam)
 
-    def leases(self, clock: FakeClock) -> AccountLeases:
+    def leases(self, clock: RecordingClock) -> AccountLeases:
         return AccountLeases(self.lease, clock, wait_seconds=60)
 
-    def onboarding(self, clock: FakeClock) -> Onboarding:
+    def onboarding(self, clock: RecordingClock) -> Onboarding:
         return Onboarding(
             settings=self.settings,
             directory=self.directory,
@@ -66,7 +66,7 @@ class World:
             jitter=lambda low, high: low,
         )
 
-    def fleet(self, clock: FakeClock) -> Fleet:
+    def fleet(self, clock: RecordingClock) -> Fleet:
         return Fleet(
             settings=self.settings,
             directory=self.directory,
@@ -78,7 +78,7 @@ class World:
             leases=self.leases(clock),
         )
 
-    def offboarding(self, clock: FakeClock) -> Offboarding:
+    def offboarding(self, clock: RecordingClock) -> Offboarding:
         return Offboarding(
             settings=self.settings,
             directory=self.directory,
@@ -109,7 +109,7 @@ class Steps:
         assert self._event(name).wait(60), f"step {name!r} never came"
 
 
-class WaitingClock(FakeClock):
+class WaitingClock(RecordingClock):
     """The second job's clock: its first wait for the lease lasts until the first job has released it."""
 
     def __init__(self, steps: Steps) -> None:
@@ -134,7 +134,7 @@ def run_in_thread(job: Callable[[], Any], into: dict[str, Any], name: str) -> th
     return thread
 
 
-def interleave(world: World, first: Callable[[], Any], second: Callable[[FakeClock], Any]) -> dict[str, Any]:
+def interleave(world: World, first: Callable[[], Any], second: Callable[[RecordingClock], Any]) -> dict[str, Any]:
     """The first job gets the lease and POSTs; while it is inside that POST the second job starts, finds the
     lease held and waits; then the first job finishes and releases; then the second job goes on."""
     steps = Steps()
@@ -162,7 +162,7 @@ def test_arrival_and_move_of_one_account_post_once_and_neither_fails() -> None:
 
     results = interleave(
         world,
-        lambda: world.onboarding(FakeClock()).converge(MEMBER, trigger=ARRIVAL),
+        lambda: world.onboarding(RecordingClock()).converge(MEMBER, trigger=ARRIVAL),
         lambda clock: world.onboarding(clock).converge(MEMBER, trigger=MOVE),
     )
 
@@ -183,7 +183,7 @@ def test_two_fleet_workers_on_one_account_post_once() -> None:
 
     results = interleave(
         world,
-        lambda: world.fleet(FakeClock()).converge_account(MEMBER.account_id, job="fleet_worker run-1"),
+        lambda: world.fleet(RecordingClock()).converge_account(MEMBER.account_id, job="fleet_worker run-1"),
         lambda clock: world.fleet(clock).converge_account(MEMBER.account_id, job="fleet_worker run-2"),
     )
 
@@ -197,7 +197,7 @@ def test_a_worker_and_an_arrival_on_one_account_post_once() -> None:
 
     results = interleave(
         world,
-        lambda: world.fleet(FakeClock()).converge_account(MEMBER.account_id, job="fleet_worker run-1"),
+        lambda: world.fleet(RecordingClock()).converge_account(MEMBER.account_id, job="fleet_worker run-1"),
         lambda clock: world.onboarding(clock).converge(MEMBER, trigger=ARRIVAL),
     )
 
@@ -210,7 +210,7 @@ def test_a_job_that_cannot_get_the_lease_hands_back_without_writing_and_its_retr
     # Single-threaded: the move runs to its end inside the arrival's POST, while the arrival holds the lease.
     world = World()
     handed_back: list[AccountBusyError] = []
-    move_clock = FakeClock()
+    move_clock = RecordingClock()
 
     def move_meanwhile() -> None:
         with pytest.raises(AccountBusyError) as raised:
@@ -218,8 +218,8 @@ def test_a_job_that_cannot_get_the_lease_hands_back_without_writing_and_its_retr
         handed_back.append(raised.value)
 
     world.cloudcraft.on_post = move_meanwhile
-    arrival = world.onboarding(FakeClock()).converge(MEMBER, trigger=ARRIVAL)
-    retried = world.onboarding(FakeClock()).converge(MEMBER, trigger=MOVE)  # the platform's retry, later
+    arrival = world.onboarding(RecordingClock()).converge(MEMBER, trigger=ARRIVAL)
+    retried = world.onboarding(RecordingClock()).converge(MEMBER, trigger=MOVE)  # the platform's retry, later
 
     assert [str(error) for error in handed_back]
     assert ARRIVAL in str(handed_back[0])
@@ -231,11 +231,11 @@ def test_a_job_that_cannot_get_the_lease_hands_back_without_writing_and_its_retr
 def test_apply_of_a_stale_plan_lists_again_when_the_ledger_says_another_job_registered() -> None:
     # The operator's plan saw no registration; an arrival registered the account before apply reached it.
     world = World()
-    plan = world.fleet(FakeClock()).plan()
+    plan = world.fleet(RecordingClock()).plan()
     assert [p.actions() for p in plan.accounts if p.changes] == [["create role", "register"]]
-    world.onboarding(FakeClock()).converge(MEMBER, trigger=ARRIVAL)
+    world.onboarding(RecordingClock()).converge(MEMBER, trigger=ARRIVAL)
 
-    report = world.fleet(FakeClock()).apply(plan, requests_per_minute=20)
+    report = world.fleet(RecordingClock()).apply(plan, requests_per_minute=20)
 
     assert report.unchanged == [MEMBER.account_id]
     assert report.applied == []
@@ -246,7 +246,7 @@ def test_apply_of_a_stale_plan_lists_again_when_the_ledger_says_another_job_regi
 # --- the management account, whatever asks ------------------------------------------------------------------
 def test_the_management_account_is_refused_on_every_path() -> None:
     world = World()
-    clock = FakeClock()
+    clock = RecordingClock()
 
     admitted = world.onboarding(clock).admit(MANAGEMENT, trigger=ARRIVAL)
     departed = world.offboarding(clock).offboard(
@@ -268,7 +268,7 @@ def test_the_management_account_registration_survives_its_departure_event() -> N
     world.cloudcraft.registrations.append(Reg("cc-mgmt", "root", ROLE.format(MANAGEMENT)))
     world.ledger.record(MANAGEMENT, "cc-mgmt")  # even were it Gatehouse's
 
-    result = world.offboarding(FakeClock()).offboard(
+    result = world.offboarding(RecordingClock()).offboard(
         AccountDeparture("e-1", "RemoveAccountFromOrganization", MANAGEMENT, "SUCCEEDED"), trigger="t", why="left"
     )
 
@@ -282,7 +282,7 @@ def test_an_owned_orphan_is_deregistered_under_the_lease() -> None:
     world.cloudcraft.registrations.append(Reg("cc-9", "left", ROLE.format(LEFT)))
     world.ledger.record(LEFT, "cc-9")
 
-    work = world.fleet(FakeClock()).deregister_orphan(LEFT, job="fleet_worker")
+    work = world.fleet(RecordingClock()).deregister_orphan(LEFT, job="fleet_worker")
 
     assert (work.outcome, work.deregistered) == ("deregistered", "cc-9")
     assert world.cloudcraft.deleted == ["cc-9"]
@@ -294,7 +294,7 @@ def test_a_registration_gatehouse_does_not_own_is_never_deleted() -> None:
     world = World()
     world.cloudcraft.registrations.append(Reg("cc-datadog", "via Datadog", ROLE.format(LEFT)))
 
-    work = world.fleet(FakeClock()).deregister_orphan(LEFT, job="fleet_worker (forged)")
+    work = world.fleet(RecordingClock()).deregister_orphan(LEFT, job="fleet_worker (forged)")
 
     assert work.outcome == "refused"
     assert "cc-datadog" in work.reason
@@ -310,7 +310,7 @@ def test_an_owned_registration_now_naming_another_account_is_not_deleted() -> No
     ]
     world.ledger.record(LEFT, "cc-9")
 
-    work = world.fleet(FakeClock()).deregister_orphan(LEFT, job="fleet_worker")
+    work = world.fleet(RecordingClock()).deregister_orphan(LEFT, job="fleet_worker")
 
     assert work.outcome == "refused"
     assert world.cloudcraft.deleted == []
@@ -320,7 +320,7 @@ def test_an_owned_registration_already_gone_deletes_nothing() -> None:
     world = World()
     world.ledger.record(LEFT, "cc-gone")
 
-    work = world.fleet(FakeClock()).deregister_orphan(LEFT, job="fleet_worker")
+    work = world.fleet(RecordingClock()).deregister_orphan(LEFT, job="fleet_worker")
 
     assert work.outcome == "unchanged"
     assert world.cloudcraft.deleted == []
@@ -331,7 +331,7 @@ def test_an_in_scope_member_is_never_deregistered_as_an_orphan() -> None:
     world.cloudcraft.registrations.append(Reg("cc-1", "data", ROLE.format(MEMBER.account_id)))
     world.ledger.record(MEMBER.account_id, "cc-1")
 
-    work = world.fleet(FakeClock()).deregister_orphan(MEMBER.account_id, job="fleet_worker (stale)")
+    work = world.fleet(RecordingClock()).deregister_orphan(MEMBER.account_id, job="fleet_worker (stale)")
 
     assert work.outcome == "skipped"
     assert world.cloudcraft.deleted == []

@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
+import pytest
+
 from chalicelib.core.models import MemberAccount
 from chalicelib.core.settings import parse_settings
-from chalicelib.planning.plan import CloudcraftIdentity, FleetPlan, MemberView, desired_role, plan_account, plan_orphans
-from chalicelib.planning.role import READ_ONLY_ACCESS_ARN, ObservedRole
+from chalicelib.planning import plan as planning
+from chalicelib.planning.guard import OrganizationIds
+from chalicelib.planning.plan import CloudcraftIdentity, FleetPlan, MemberView, desired_role, plan_orphans
+from chalicelib.planning.role import PERMISSIONS_BOUNDARY_ARN, READ_ONLY_ACCESS_ARN, ObservedRole
 from tests.fakes import Reg
 
 IDENTITY = CloudcraftIdentity("999999999999", "ext-1")
 SETTINGS = parse_settings({"scope_ous": ["Workloads"]})
 ACCOUNT = MemberAccount("222222222222", "data", ou_path="Workloads/Dev")
 OUTSIDE = MemberAccount("333333333333", "lab", ou_path="Sandbox")
+ORGANIZATION = OrganizationIds("123456789012", frozenset({"222222222222", "333333333333"}))
+plan_account = partial(planning.plan_account, organization=ORGANIZATION)
 
 
-def role(**changes: object) -> ObservedRole:
-    spec = desired_role(SETTINGS, IDENTITY)
+def role(identity: CloudcraftIdentity = IDENTITY, **changes: object) -> ObservedRole:
+    spec = desired_role(SETTINGS, identity, ORGANIZATION)
     values: dict[str, object] = {
         "role_name": "cloudcraft",
         "trust_policy": spec.trust_policy(),
         "max_session_seconds": 3600,
         "managed_policy_arns": (READ_ONLY_ACCESS_ARN,),
         "tags": {"gatehouse:managed": "true"},
+        "permissions_boundary": PERMISSIONS_BOUNDARY_ARN,
     }
     values.update(changes)
     return ObservedRole(**values)  # type: ignore[arg-type]
@@ -50,9 +60,63 @@ def test_trust_drift_is_named_by_what_drifted() -> None:
     rotated = CloudcraftIdentity("999999999999", "ext-2")
     plan = plan_account(ACCOUNT, SETTINGS, rotated, MemberView("x", role()), registrations=[MINE], owned={})
     assert plan.actions() == ["repair trust (external ID)"]
-    other = CloudcraftIdentity("888888888888", "ext-1")
-    plan = plan_account(ACCOUNT, SETTINGS, other, MemberView("x", role()), registrations=[MINE], owned={})
+    stranger = role(trust_policy={"Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}}]})
+    plan = plan_account(ACCOUNT, SETTINGS, IDENTITY, MemberView("x", stranger), registrations=[MINE], owned={})
+    assert plan.actions() == ["repair trust (principal)", "repair trust (external ID)"]  # `*` narrowed: no hold
+
+
+def test_a_new_cloudcraft_account_is_held_for_existing_roles_until_the_settings_pin_it() -> None:
+    moved = CloudcraftIdentity("888888888888", "ext-1")
+    plan = plan_account(ACCOUNT, SETTINGS, moved, MemberView("x", role()), registrations=[MINE], owned={})
+    assert plan.actions() == ["principal change held"]
+    assert "trusts 999999999999 but Cloudcraft now answers 888888888888" in plan.held
+    assert "set cloudcraft_aws_account_id to 888888888888" in plan.held
+    assert not plan.changes
+    assert plan.cloudcraft_writes == 0
+    assert FleetPlan(accounts=[plan]).held == {"222222222222": plan.held}
+    assert FleetPlan(accounts=[plan]).summary() == {"principal change held": 1}
+
+    pinned = parse_settings({"scope_ous": ["Workloads"], "cloudcraft_aws_account_id": "888888888888"})
+    plan = plan_account(ACCOUNT, pinned, moved, MemberView("x", role()), registrations=[MINE], owned={})
     assert plan.actions() == ["repair trust (principal)"]
+
+    # A new role may take a validated answer: there is no principal to change.
+    fresh = plan_account(ACCOUNT, SETTINGS, moved, MemberView("x"), registrations=[], owned={})
+    assert fresh.actions() == ["create role", "register"]
+
+
+@pytest.mark.parametrize(
+    ("identity", "settings", "why"),
+    [
+        (CloudcraftIdentity("123456789012", "ext-1"), {}, "management account"),
+        (CloudcraftIdentity("333333333333", "ext-1"), {}, "an account of this Organization"),
+        (CloudcraftIdentity("222222222222", "ext-1"), {}, "an account of this Organization"),  # the account itself
+        (CloudcraftIdentity("*", "ext-1"), {}, "not a 12-digit AWS account ID"),
+        (CloudcraftIdentity("999999999999", "   "), {}, "not a usable external ID"),
+        (CloudcraftIdentity("999999999999", "ext-1"), {"cloudcraft_aws_account_id": "968898580625"}, "pinned"),
+        (
+            CloudcraftIdentity("999999999999", "ext-1", {"Statement": [{"Effect": "Allow", "Action": "*"}]}),
+            {"permission_mode": "custom"},
+            "custom policy document is refused",
+        ),
+        (CloudcraftIdentity("999999999999", "ext-1"), {"permission_mode": "minimal"}, "Cloudcraft sent none"),
+    ],
+)
+def test_a_refused_answer_plans_nothing_for_the_account(
+    identity: CloudcraftIdentity, settings: dict[str, Any], why: str
+) -> None:
+    plan = plan_account(
+        ACCOUNT,
+        parse_settings({"scope_ous": ["Workloads"], **settings}),
+        identity,
+        MemberView("x", role()),
+        registrations=[],
+        owned={},
+    )
+    assert why in plan.refused
+    assert plan.actions() == ["refused"]
+    assert (plan.changes, plan.spec, plan.registration, plan.cloudcraft_writes) == (False, None, None, 0)
+    assert FleetPlan(accounts=[plan]).summary() == {"refused": 1}
 
 
 def test_duplicates_deleted_only_when_gatehouses() -> None:

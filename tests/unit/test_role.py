@@ -6,6 +6,7 @@ import copy
 
 from chalicelib.planning.role import (
     INLINE_POLICY_NAME,
+    PERMISSIONS_BOUNDARY_ARN,
     READ_ONLY_ACCESS_ARN,
     ObservedRole,
     RoleSpec,
@@ -25,6 +26,7 @@ def observed(**changes: object) -> ObservedRole:
         "managed_policy_arns": (READ_ONLY_ACCESS_ARN,),
         "inline_policies": {},
         "tags": {"gatehouse:managed": "true"},
+        "permissions_boundary": PERMISSIONS_BOUNDARY_ARN,
     }
     base.update(changes)
     return ObservedRole(**base)  # type: ignore[arg-type]
@@ -105,6 +107,19 @@ def test_custom_mode_keeps_the_inline_policy_in_line() -> None:
 
 def test_unowned_role_is_adopted_and_session_fixed() -> None:
     assert kinds(observed(tags={}, max_session_seconds=43200)) == ["set-max-session 3600", "tag-owner"]
+
+
+def test_a_role_without_the_read_only_boundary_gets_it_before_anything_is_granted() -> None:
+    # An adopted role (made by hand, or before Gatehouse set boundaries) and one whose boundary was swapped.
+    bare = observed(permissions_boundary=None, managed_policy_arns=(), tags={})
+    assert kinds(bare) == [
+        f"set-boundary {PERMISSIONS_BOUNDARY_ARN}",
+        f"attach-policy {READ_ONLY_ACCESS_ARN}",
+        "tag-owner",
+    ]
+    swapped = observed(permissions_boundary="arn:aws:iam::aws:policy/AdministratorAccess")
+    assert kinds(swapped) == [f"set-boundary {PERMISSIONS_BOUNDARY_ARN}"]
+    assert SPEC.permissions_boundary == READ_ONLY_ACCESS_ARN
 
 
 def test_canonical_ignores_order_and_singletons() -> None:

@@ -123,3 +123,71 @@ def test_a_deep_document_already_parsed_is_refused_too() -> None:
         current = current["x"]  # type: ignore[assignment]
     with pytest.raises(ConfigurationError, match="nested more than 16 levels deep"):
         parse_settings({"scope_ous": document})
+
+
+# --- where the API key may go, and which Cloudcraft account to trust ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("https://evil.example", "not Cloudcraft's API host"),
+        ("https://api.cloudcraft.co.evil.example", "not Cloudcraft's API host"),  # a suffix trick
+        ("https://evil.example/api.cloudcraft.co", "not Cloudcraft's API host"),
+        ("https://xapi.cloudcraft.co", "not Cloudcraft's API host"),
+        ("https://api.cloudcraft.co@evil.example", "no user info"),
+        ("https://api.cloudcraft.co\\@evil.example", "backslashes"),
+        ("https://api.cloudcraft.co:8443", "'api.cloudcraft.co:8443' is not"),  # a port must be allowed too
+        ("https://api.cloudcraft.co?x=1", "no user info, query"),
+        ("https://api.cloudcraft.co#x", "fragment"),
+        ("http://api.cloudcraft.co", "https://"),
+        ("ftp://api.cloudcraft.co", "https://"),
+        (" https://api.cloudcraft.co", "spaces"),
+    ],
+)
+def test_the_key_goes_to_cloudcraft_only_unless_the_deployment_allows_another_host(url: str, why: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        parse_settings({"cloudcraft_base_url": url})
+    assert "cloudcraft_base_url:" in str(caught.value)
+    assert why in str(caught.value)
+
+
+def test_hosts_the_deployment_allows_compare_exactly_ignoring_case() -> None:
+    allowed = ("api.gov.cloudcraft.example", "proxy.corp.example:8443")
+
+    def base_url(url: str) -> str:
+        return parse_settings({"cloudcraft_base_url": url}, allowed_hosts=allowed).cloudcraft_base_url
+
+    assert base_url("https://API.Gov.Cloudcraft.example/") == "https://API.Gov.Cloudcraft.example"
+    assert base_url("https://proxy.corp.example:8443/cloudcraft") == "https://proxy.corp.example:8443/cloudcraft"
+    assert base_url("https://api.cloudcraft.co") == "https://api.cloudcraft.co"
+    for refused in (
+        "https://proxy.corp.example",
+        "https://x.api.gov.cloudcraft.example",
+        "https://gov.cloudcraft.example",
+    ):
+        with pytest.raises(ConfigurationError, match="not Cloudcraft's API host"):
+            parse_settings({"cloudcraft_base_url": refused}, allowed_hosts=allowed)
+
+
+def test_allowed_hosts_come_from_the_environment_and_are_checked() -> None:
+    base = {
+        "GATEHOUSE_SETTINGS_PARAMETER": "/s",
+        "GATEHOUSE_API_KEY_SECRET": "k",
+        "GATEHOUSE_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:t",
+        "GATEHOUSE_IDEMPOTENCY_TABLE": "t",
+    }
+    assert StageConfig.from_environment(base).cloudcraft_allowed_hosts == ()
+    hosts = {**base, "GATEHOUSE_CLOUDCRAFT_ALLOWED_HOSTS": " Api.Gov.Example , proxy.example:8443,"}
+    assert StageConfig.from_environment(hosts).cloudcraft_allowed_hosts == ("api.gov.example", "proxy.example:8443")
+    for bad in ("https://api.gov.example", "user@host", "host/path", "-host"):
+        with pytest.raises(ConfigurationError, match="GATEHOUSE_CLOUDCRAFT_ALLOWED_HOSTS"):
+            StageConfig.from_environment({**base, "GATEHOUSE_CLOUDCRAFT_ALLOWED_HOSTS": bad})
+
+
+def test_cloudcraft_account_can_be_pinned_to_twelve_ascii_digits() -> None:
+    assert parse_settings({}).cloudcraft_aws_account_id is None
+    assert parse_settings({"cloudcraft_aws_account_id": "968898580625"}).cloudcraft_aws_account_id == "968898580625"
+    for bad in ("*", "96889858062", "arn:aws:iam::968898580625:root", "\u0669" * 12, 968898580625):
+        with pytest.raises(ConfigurationError, match="cloudcraft_aws_account_id"):
+            parse_settings({"cloudcraft_aws_account_id": bad})

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import random
+import re
 import threading
 from typing import Any, Literal
 from urllib.parse import quote
@@ -13,6 +13,7 @@ from urllib.parse import quote
 import requests
 from requests.adapters import HTTPAdapter
 
+from chalicelib.adapters.cloudcraft import bounded
 from chalicelib.adapters.cloudcraft.errors import (
     CloudcraftConnectionError,
     CloudcraftError,
@@ -37,6 +38,19 @@ BACKOFF_BASE = 1.0
 BACKOFF_CAP = 20.0
 REDACTED = "[redacted]"
 POOL_SIZE = 32  # connections a client keeps open to Cloudcraft
+MAX_KEY_LENGTH = 1024
+_KEY = re.compile(r"[\x21-\x7e]+", re.ASCII)  # printable ASCII without spaces: safe in an HTTP header
+
+
+def api_key_problem(key: str) -> str | None:
+    """What makes `key` unusable as an API key, in words that never repeat it; None when it is usable."""
+    if not key:
+        return "it is empty"
+    if len(key) > MAX_KEY_LENGTH:
+        return f"it is longer than {MAX_KEY_LENGTH} characters"
+    if not _KEY.fullmatch(key):
+        return "it contains whitespace, control or non-ASCII characters"
+    return None
 
 
 class _Secret:
@@ -90,11 +104,14 @@ class CloudcraftClient:
         max_attempts: int = 4,
         jitter: Jitter = random.uniform,
         max_rate_limit_wait: float = MAX_RETRY_AFTER,
+        max_body_bytes: int = bounded.MAX_BODY_BYTES,
     ) -> None:
         """`max_rate_limit_wait`: a 429 asking for a longer wait raises CloudcraftRateLimited at once (0: never
-        wait), for callers that hand the wait to their platform, like the SQS worker's visibility timeout."""
-        if not api_key or not api_key.strip():
-            raise ConfigurationError("the Cloudcraft API key is empty")
+        wait), for callers that hand the wait to their platform, like the SQS worker's visibility timeout.
+        `max_body_bytes`: a longer answer is an error, not read to the end."""
+        problem = api_key_problem((api_key or "").strip())
+        if problem:
+            raise ConfigurationError(f"the Cloudcraft API key is not usable: {problem}")
         if not base_url.startswith(("https://", "http://")):
             raise ConfigurationError(f"the Cloudcraft base URL must be an https:// URL (got {base_url!r})")
         if max_attempts < 1:
@@ -109,6 +126,7 @@ class CloudcraftClient:
         # Attempts per request, shared by 429s and by failures that may have been processed (5xx, no answer).
         self._backoff = Backoff(BACKOFF_BASE, BACKOFF_CAP, max_attempts, jitter)
         self._max_rate_limit_wait = max_rate_limit_wait
+        self._max_body_bytes = max_body_bytes
         self._user_agent = _user_agent()
         self._count_lock = threading.Lock()
         self.request_count = 0
@@ -175,6 +193,12 @@ class CloudcraftClient:
                 if landed is not None:
                     return landed
                 continue
+            if data is None:
+                # Registered, but answered without the object: it is in the list now.
+                landed = self._registered(role_arn)
+                if landed is None:
+                    raise self._shape_error("POST", path, "the new account, or a list that holds it")
+                return landed
             return self._account(data, "POST", path)
 
     def update_account(
@@ -185,8 +209,11 @@ class CloudcraftClient:
         role_arn: str,
         read_access: tuple[str, ...] | None,
         write_access: tuple[str, ...] | None,
-    ) -> CloudcraftAccount:
-        """Replace a registration: PUT takes the full object, so omitted access would be reset, not kept."""
+    ) -> CloudcraftAccount | None:
+        """Replace a registration: PUT takes the full object, so omitted access would be reset, not kept.
+
+        None when Cloudcraft confirms without the object (200 with no body, as its API spec documents, or 204):
+        the update was applied; a caller that needs the object lists the accounts."""
         path = f"/aws/account/{quote(account_id, safe='')}"
         body = {
             "name": name,
@@ -194,7 +221,8 @@ class CloudcraftClient:
             "readAccess": list(read_access) if read_access is not None else None,
             "writeAccess": list(write_access) if write_access is not None else None,
         }
-        return self._account(self._call("PUT", path, body), "PUT", path)
+        data = self._call("PUT", path, body)
+        return None if data is None else self._account(data, "PUT", path)
 
     def delete_account(self, account_id: str) -> None:
         self._call("DELETE", f"/aws/account/{quote(account_id, safe='')}", missing_ok_after_retry=True)
@@ -292,32 +320,78 @@ class CloudcraftClient:
 
     # --- one request -------------------------------------------------------------------------------------
     def _attempt(self, method: str, path: str, body: Any, attempt: int) -> Any:
-        """One rate-limited HTTP exchange: the parsed JSON of a 2xx, or the matching CloudcraftError."""
+        """One rate-limited HTTP exchange: the parsed JSON of a 2xx, or the matching CloudcraftError.
+
+        No exception of the HTTP layer leaves here as it is: some carry the request headers, and so the key
+        (a header-validation error quotes the header value). Each becomes a CloudcraftError that names its class
+        only, raised outside the handler so that not even its context is kept.
+        """
         slot = self._limiter.reserve()
         with self._count_lock:
             self.request_count += 1
+        failure: CloudcraftError | None = None
+        response: requests.Response | None = None
+        content = b""
         try:
             response = self._send(method, path, body)
+            content = self._read(response)
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             log.debug("cloudcraft %s %s -> no response (attempt %d): %s", method, path, attempt, type(exc).__name__)
-            raise CloudcraftConnectionError(
-                f"Cloudcraft {method} {path}: no response ({type(exc).__name__}: {self._redact(_first_line(exc))})",
+            failure = CloudcraftConnectionError(
+                f"Cloudcraft {method} {path}: no response ({type(exc).__name__})", method=method, path=path
+            )
+        except _TooLarge as exc:
+            failure = self._shape_error(method, path, f"an answer of at most {exc.limit} bytes", status=exc.status)
+        except Exception as exc:  # the boundary: whatever the HTTP layer raised, only its class name goes on
+            # InvalidHeader (a key with CR/LF), UnicodeEncodeError (a non-Latin-1 header), InvalidURL, ...
+            log.debug("cloudcraft %s %s -> not sent (attempt %d): %s", method, path, attempt, type(exc).__name__)
+            failure = CloudcraftError(
+                f"Cloudcraft {method} {path}: the request could not be sent ({type(exc).__name__})",
                 method=method,
                 path=path,
-            ) from None
+            )
         finally:
             self._limiter.settle(slot)
+        if failure is not None:
+            if response is not None:
+                response.close()  # a body left half-read would keep its pooled connection busy
+            raise failure
+        assert response is not None
         status = response.status_code
         log.debug("cloudcraft %s %s -> %d (attempt %d)", method, path, status, attempt)
-        text = self._redact(response.text or "")
+        text = self._redact(content.decode("utf-8", errors="replace"))
         if 200 <= status < 300:
             if not text.strip():
                 return None
             try:
-                return json.loads(text)
-            except ValueError:
-                raise self._shape_error(method, path, "JSON", status=status, body=text) from None
+                return bounded.loads(text)
+            except bounded.UnreadableAnswer as exc:
+                problem = str(exc)
+            raise self._shape_error(method, path, f"JSON ({problem})", status=status, body=text)
         raise self._error(response, method, path, text)
+
+    def _read(self, response: requests.Response) -> bytes:
+        """The body, read no further than `max_body_bytes` (an endless answer must not exhaust memory).
+
+        A success that long is refused; an error page that long is cut short (only its first words are shown).
+        """
+        limit = self._max_body_bytes
+        success = 200 <= response.status_code < 300
+        declared = response.headers.get("Content-Length", "")
+        if success and declared.isdigit() and int(declared) > limit:
+            response.close()
+            raise _TooLarge(limit, response.status_code)
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                response.close()
+                if success:
+                    raise _TooLarge(limit, response.status_code)
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _send(self, method: str, path: str, body: Any) -> requests.Response:
         return self._session.request(
@@ -332,6 +406,7 @@ class CloudcraftClient:
             timeout=self._timeout,
             # A redirect would be a misconfigured base URL, and following it could turn a POST into a GET.
             allow_redirects=False,
+            stream=True,  # the body is read by _read, within its bound
         )
 
     def _error(self, response: requests.Response, method: str, path: str, text: str) -> CloudcraftError:
@@ -368,6 +443,8 @@ class CloudcraftClient:
         return text.replace(key, REDACTED) if key in text else text
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc)
-    return text.splitlines()[0][:200] if text else ""
+class _TooLarge(Exception):
+    def __init__(self, limit: int, status: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
+        self.status = status

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import html
-import json
 import math
 import re
 from email.utils import parsedate_to_datetime
 
+from chalicelib.adapters.cloudcraft import bounded
 from chalicelib.core.clock import Clock
 from chalicelib.core.errors import GatehouseError
 
@@ -89,8 +89,8 @@ def error_detail(body: str) -> str:
     if not text:
         return ""
     try:
-        parsed = json.loads(text)
-    except ValueError:
+        parsed = bounded.loads(text)
+    except bounded.UnreadableAnswer:
         parsed = None
     if isinstance(parsed, dict):
         for key in ("error", "message"):
