@@ -151,7 +151,7 @@ def test_a_base_url_the_deployment_does_not_allow_is_refused_before_the_key_is_s
 
 # --- reconciliation and the fleet worker -----------------------------------------------------------------
 
-ESTABLISHED = {
+ESTABLISHED: dict[str, Any] = {
     "organization": {
         "accounts": [
             {"id": "240000000001", "name": "one", "ou": "Prod", "role": {}},

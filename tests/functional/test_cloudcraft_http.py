@@ -88,6 +88,7 @@ def test_create_list_update_delete_round_trip(client: CloudcraftClient, emulator
     updated = client.update_account(
         created.id, name="payments prod", role_arn=ROLE_ARN, read_access=None, write_access=("team/t2",)
     )
+    assert updated is not None
     assert (updated.id, updated.name, updated.read_access, updated.write_access) == (
         created.id,
         "payments prod",
@@ -202,7 +203,9 @@ def run_over_a_slow_wire(*, settle: bool) -> tuple[list[int | None], RecordingCl
         limiter = RateLimiter(5, 6.0, clock=clock)
         if not settle:
             limiter.settle = lambda reserved_at: None  # type: ignore[method-assign]
-        with CloudcraftClient(KEY, emulator.url, clock=clock, rate_limiter=limiter, jitter=lambda d: d) as client:
+        with CloudcraftClient(
+            KEY, emulator.url, clock=clock, rate_limiter=limiter, jitter=lambda low, high: high
+        ) as client:
             for _ in range(16):
                 client.list_accounts()
         return [entry["status"] for entry in emulator.requests_log()], clock

@@ -451,6 +451,7 @@ def test_update_account_sends_the_full_object_with_explicit_nulls() -> None:
         "id/with slash", name="renamed", role_arn=ROLE_ARN, read_access=None, write_access=("team/abc",)
     )
 
+    assert updated is not None
     assert updated.name == "renamed"
     assert session.sent[0]["method"] == "PUT"
     assert session.sent[0]["url"] == "https://cloudcraft.test/aws/account/id%2Fwith%20slash"

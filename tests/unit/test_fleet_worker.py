@@ -9,12 +9,13 @@ import pytest
 
 from chalicelib import handlers
 from chalicelib.adapters.cloudcraft.errors import CloudcraftRateLimited, CloudcraftServerError
-from chalicelib.adapters.workqueue import registration_to_api, work_messages
+from chalicelib.adapters.workqueue import work_messages
 from chalicelib.container import set_services
 from chalicelib.core.errors import AccessRoleUnavailableError
 from chalicelib.core.models import MemberAccount
 from chalicelib.core.settings import parse_settings
 from chalicelib.fleet.worker import FleetWorker
+from chalicelib.planning.guard import OrganizationIds
 from chalicelib.planning.plan import desired_role
 from tests.fakes import FakeDirectory, FakeServices, LambdaContextStub, role_as_wanted
 
@@ -34,25 +35,17 @@ def worker(world: FakeServices) -> FleetWorker:
 
 
 def account_message(account: MemberAccount, registrations: list[Any] | None = None, run_id: str = RUN) -> str:
-    body = {"kind": "account", "run_id": run_id, "account_id": account.account_id}
-    body["registrations"] = [registration_to_api(r) for r in registrations or []]  # type: ignore[assignment]
-    return json.dumps(body)
+    """An apply item: it names the account only; the worker reads the registrations itself."""
+    return json.dumps({"action": "apply", "account_id": account.account_id, "run_id": run_id})
 
 
 def deregister_message(registration_id: str, aws_account_id: str | None = GONE) -> str:
-    body = {
-        "kind": "deregister",
-        "run_id": RUN,
-        "registration_id": registration_id,
-        "name": "gone",
-        "aws_account_id": aws_account_id,
-        "reason": "the AWS account is not a member of the Organization",
-    }
-    return json.dumps(body)
+    """A deregister item: it names the account only; the worker finds the registration it owns."""
+    return json.dumps({"action": "deregister", "account_id": aws_account_id, "run_id": RUN})
 
 
 def drift(world: FakeServices, account: MemberAccount, **changes: Any) -> str:
-    spec = desired_role(world.settings_document, world.cloudcraft_identity(world.settings_document))
+    spec = desired_role(world.settings_document, world.cloudcraft_identity(world.settings_document), OrganizationIds())
     world.members.put(account.account_id, role_as_wanted(spec, **changes))
     registration = world.cloudcraft_client.add(account.account_id, name=f"{account.name} ({account.account_id})")
     world.ledger.records[account.account_id] = registration.id
@@ -65,56 +58,6 @@ def test_the_worker_hands_rate_limits_back_to_the_queue_instead_of_waiting() -> 
     worker(world)
 
     assert world.hand_back_rate_limits is True
-
-
-# --- malformed messages ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "body",
-    ["not json", "[]", "{}", '{"run_id": "r"}', "null"],
-    ids=["not-json", "a-list", "empty", "no-kind", "null"],
-)
-def test_a_message_that_is_not_a_work_item_fails_with_its_id(body: str) -> None:
-    world = world_with()
-
-    with pytest.raises(ValueError, match="message m-1 is not a Gatehouse work item"):
-        worker(world).process(body, "receipt-1", "m-1")
-
-    assert world.directory.described == []
-
-
-def test_a_message_of_an_unknown_kind_fails_by_name() -> None:
-    with pytest.raises(ValueError, match="message m-1 has an unknown kind 'reboot'"):
-        worker(world_with()).process('{"kind": "reboot"}', "receipt-1", "m-1")
-
-
-@pytest.mark.parametrize(
-    ("body", "problem"),
-    [
-        ({"kind": "account", "run_id": RUN}, "account_id is None, not a 12-digit AWS account ID"),
-        ({"kind": "account", "account_id": "../etc"}, "account_id is '../etc', not a 12-digit AWS account ID"),
-        (
-            {"kind": "account", "account_id": NEW.account_id, "registrations": "cc-1"},
-            "registrations must be a list of Cloudcraft account objects",
-        ),
-        (
-            {"kind": "account", "account_id": NEW.account_id, "registrations": ["cc-1"]},
-            "registrations must be a list of Cloudcraft account objects",
-        ),
-        ({"kind": "deregister", "run_id": RUN, "aws_account_id": GONE}, "registration_id is missing"),
-    ],
-    ids=["no-account-id", "bad-account-id", "registrations-not-a-list", "registration-not-an-object", "no-reg-id"],
-)
-def test_a_work_item_missing_its_fields_fails_by_name_and_changes_nothing(body: dict[str, Any], problem: str) -> None:
-    world = world_with()
-
-    with pytest.raises(ValueError, match=f"message m-1 is not a Gatehouse work item: {problem}"):
-        worker(world).process(json.dumps(body), "receipt-1", "m-1")
-
-    assert world.members.sessions == []
-    assert world.cloudcraft_client.writes == []
-    assert world.members.writes == []
 
 
 # --- account messages ------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from chalicelib.adapters.lease import AccountBusyError, AccountLeases
-from chalicelib.core.clock import RecordingClock
+from tests.clocks import RecordingClock
 from tests.lease_fakes import MemoryLease
 
 ACCOUNT = "222222222222"

@@ -20,6 +20,7 @@ from chalicelib.core.models import MemberAccount
 from chalicelib.core.notifications import notify_safely
 from chalicelib.core.settings import Settings, parse_settings
 from chalicelib.onboarding.outcome import AccountOutcome, outcome_notification
+from chalicelib.planning.guard import OrganizationIds
 from chalicelib.planning.plan import CloudcraftIdentity, desired_role
 from chalicelib.planning.role import INLINE_POLICY_NAME
 from tests.fakes import FakeDirectory, FakeNotifier, FakeServices, LambdaContextStub, role_as_wanted
@@ -46,7 +47,7 @@ def onboard(world: FakeServices, account_id: str = ACCOUNT_ID, **kwargs: Any) ->
 
 
 def wanted_role(world: FakeServices, **changes: Any) -> None:
-    spec = desired_role(world.settings_document, world.cloudcraft_identity(world.settings_document))
+    spec = desired_role(world.settings_document, world.cloudcraft_identity(world.settings_document), OrganizationIds())
     world.members.put(ACCOUNT_ID, role_as_wanted(spec, **changes))
 
 

@@ -11,15 +11,17 @@ from typing import Any
 import pytest
 
 from chalicelib.adapters.lease import AccountBusyError, AccountLeases
-from chalicelib.adapters.ledger import MemoryLedger
-from chalicelib.core.clock import RecordingClock
 from chalicelib.core.models import MemberAccount
 from chalicelib.core.settings import Settings, parse_settings
 from chalicelib.events import AccountDeparture
 from chalicelib.fleet.service import Fleet
-from chalicelib.onboarding.arrival import Onboarding, OnboardingResult
+from chalicelib.onboarding.arrival import Onboarding
 from chalicelib.onboarding.departure import Offboarding
-from chalicelib.planning.plan import CloudcraftIdentity, Executor
+from chalicelib.onboarding.outcome import AccountOutcome
+from chalicelib.planning.executor import Executor
+from chalicelib.planning.plan import CloudcraftIdentity
+from tests.clocks import RecordingClock
+from tests.fakes import FakeLedger as MemoryLedger
 from tests.fakes import Reg
 from tests.lease_fakes import FakeCloudcraft, FakeDirectory, FakeIam, FakeMember, MemoryLease
 
@@ -70,7 +72,7 @@ class World:
         return Fleet(
             settings=self.settings,
             directory=self.directory,
-            member_session=self.member,
+            member_session=self.member,  # type: ignore[arg-type]
             cloudcraft=self.cloudcraft,
             identity=lambda: IDENTITY,
             ledger=self.ledger,
@@ -167,8 +169,8 @@ def test_arrival_and_move_of_one_account_post_once_and_neither_fails() -> None:
     )
 
     arrival, move = results["first"], results["second"]
-    assert isinstance(arrival, OnboardingResult), results
-    assert isinstance(move, OnboardingResult), results
+    assert isinstance(arrival, AccountOutcome), results
+    assert isinstance(move, AccountOutcome), results
     assert arrival.outcome == "onboarded"
     assert move.outcome == "unchanged"  # re-planned from live state after the wait: nothing left to do
     assert world.cloudcraft.posts == [ROLE.format(MEMBER.account_id)]

@@ -10,6 +10,7 @@ import pytest
 from chalicelib.adapters.workqueue import WorkItem, WorkItemError, parse_work_item, work_messages
 from chalicelib.core.models import MemberAccount
 from chalicelib.core.settings import parse_settings
+from chalicelib.planning.guard import OrganizationIds
 from chalicelib.planning.plan import CloudcraftIdentity, FleetPlan, MemberView, OrphanPlan, plan_account
 from tests.fakes import Reg
 
@@ -69,7 +70,13 @@ def test_the_messages_of_a_plan_name_accounts_and_actions_only() -> None:
     plan = FleetPlan(
         accounts=[
             plan_account(
-                new, settings, CloudcraftIdentity("999999999999", "x"), MemberView("OAAR"), registrations=[], owned={}
+                new,
+                settings,
+                CloudcraftIdentity("999999999999", "x"),
+                MemberView("OAAR"),
+                registrations=[],
+                owned={},
+                organization=OrganizationIds(),
             ),
             plan_account(
                 MemberAccount("333333333333", "unreadable"),
@@ -78,6 +85,7 @@ def test_the_messages_of_a_plan_name_accounts_and_actions_only() -> None:
                 None,
                 registrations=[],
                 owned={},
+                organization=OrganizationIds(),
             ),
         ],
         orphans=[
