@@ -46,13 +46,13 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     from chalicelib.container import set_services
     from chalicelib.core.observability import metrics
 
-    parameters.clear_caches()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
     metrics.clear_metrics()
     set_services(None)
     yield
     set_services(None)
     metrics.clear_metrics()
-    parameters.clear_caches()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 
 def load_event(name: str) -> dict[str, Any]:

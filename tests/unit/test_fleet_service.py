@@ -292,7 +292,8 @@ def test_the_summary_of_a_fleet_in_order() -> None:
 
 def reconcile(world: FakeServices) -> dict[str, Any]:
     set_services(world)  # type: ignore[arg-type]
-    return handlers.handle_reconcile({}, LambdaContextStub())
+    result: dict[str, Any] = handlers.handle_reconcile({}, LambdaContextStub())
+    return result
 
 
 def test_reconciliation_queues_one_message_per_repair_and_sends_one_summary() -> None:

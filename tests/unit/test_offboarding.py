@@ -247,7 +247,8 @@ def departure_event(name: str = "RemoveAccountFromOrganization", **detail: Any) 
 
 def handle(world: FakeServices, event: dict[str, Any]) -> dict[str, Any]:
     set_services(world)  # type: ignore[arg-type]
-    return handlers.handle_account_departure(event, LambdaContextStub())
+    result: dict[str, Any] = handlers.handle_account_departure(event, LambdaContextStub())
+    return result
 
 
 @pytest.mark.filterwarnings("ignore:No application metrics:UserWarning")  # the duplicate only replays

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from chalicelib.planning.role import (
     INLINE_POLICY_NAME,
@@ -89,10 +90,10 @@ def test_policy_drift_attaches_wanted_and_detaches_anything_else() -> None:
 def test_custom_mode_keeps_the_inline_policy_in_line() -> None:
     policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["ec2:Describe*"], "Resource": "*"}]}
     custom = RoleSpec("cloudcraft", "999999999999", "ext-123", managed_policy_arns=(), inline_policy=policy)
-    same_but_string = copy.deepcopy(policy)
+    same_but_string: Any = copy.deepcopy(policy)
     same_but_string["Statement"][0]["Action"] = "ec2:Describe*"
     assert kinds(observed(managed_policy_arns=(), inline_policies={INLINE_POLICY_NAME: same_but_string}), custom) == []
-    edited = copy.deepcopy(policy)
+    edited: Any = copy.deepcopy(policy)
     edited["Statement"][0]["Action"] = ["ec2:*"]
     assert kinds(observed(managed_policy_arns=(), inline_policies={INLINE_POLICY_NAME: edited}), custom) == [
         f"put-inline-policy {INLINE_POLICY_NAME}"
