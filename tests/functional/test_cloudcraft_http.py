@@ -23,6 +23,7 @@ from chalicelib.adapters.cloudcraft.models import Team
 from chalicelib.core.clock import VirtualClock
 from gatehouse.sandbox.cloudcraft_emulator import ADMIN_POLICY, DEFAULT_TEAMS, CloudcraftEmulator
 from tests.clocks import RecordingClock
+from tests.fakes import top_of_range
 
 KEY = "cc-live-" + "Hx7Pq2Lm9V" * 4
 ROLE_ARN = "arn:aws:iam::123456789012:role/cloudcraft"
@@ -203,9 +204,7 @@ def run_over_a_slow_wire(*, settle: bool) -> tuple[list[int | None], RecordingCl
         limiter = RateLimiter(5, 6.0, clock=clock)
         if not settle:
             limiter.settle = lambda reserved_at: None  # type: ignore[method-assign]
-        with CloudcraftClient(
-            KEY, emulator.url, clock=clock, rate_limiter=limiter, jitter=lambda low, high: high
-        ) as client:
+        with CloudcraftClient(KEY, emulator.url, clock=clock, rate_limiter=limiter, jitter=top_of_range) as client:
             for _ in range(16):
                 client.list_accounts()
         return [entry["status"] for entry in emulator.requests_log()], clock
