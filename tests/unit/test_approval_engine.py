@@ -19,10 +19,10 @@ from chalicelib.approvals.engine import (
     Decision,
     decide,
     explain_all,
+    parse_role_arn,
 )
 from chalicelib.approvals.rules.compile import RuleSet, parse_ruleset
 from chalicelib.approvals.rules.schema import RuleSetProblem
-from chalicelib.core.ids import parse_role_arn
 from chalicelib.core.models import MemberAccount
 
 THIS = "111111111111"
