@@ -11,16 +11,17 @@ from typing import Any
 import pytest
 
 from chalicelib.adapters.lease import AccountBusyError, AccountLeases
-from chalicelib.adapters.ledger import MemoryLedger
 from chalicelib.core.clock import FakeClock
 from chalicelib.core.models import MemberAccount
 from chalicelib.core.settings import Settings, parse_settings
 from chalicelib.events import AccountDeparture
 from chalicelib.fleet.service import Fleet
-from chalicelib.onboarding.arrival import Onboarding, OnboardingResult
+from chalicelib.onboarding.arrival import Onboarding
 from chalicelib.onboarding.departure import Offboarding
-from chalicelib.planning.plan import CloudcraftIdentity, Executor
-from tests.fakes import Reg
+from chalicelib.onboarding.outcome import AccountOutcome
+from chalicelib.planning.executor import Executor
+from chalicelib.planning.plan import CloudcraftIdentity
+from tests.fakes import FakeLedger, Reg
 from tests.lease_fakes import FakeCloudcraft, FakeDirectory, FakeIam, FakeMember, MemoryLease
 
 MANAGEMENT = "123456789012"
@@ -39,7 +40,7 @@ class World:
     settings: Settings = field(default_factory=lambda: parse_settings({}))
     cloudcraft: FakeCloudcraft = field(default_factory=FakeCloudcraft)
     iam: FakeIam = field(default_factory=FakeIam)
-    ledger: MemoryLedger = field(default_factory=MemoryLedger)
+    ledger: FakeLedger = field(default_factory=FakeLedger)
     lease: MemoryLease = field(default_factory=MemoryLease)
     directory: FakeDirectory = field(
         default_factory=lambda: FakeDirectory(
@@ -167,8 +168,8 @@ def test_arrival_and_move_of_one_account_post_once_and_neither_fails() -> None:
     )
 
     arrival, move = results["first"], results["second"]
-    assert isinstance(arrival, OnboardingResult), results
-    assert isinstance(move, OnboardingResult), results
+    assert isinstance(arrival, AccountOutcome), results
+    assert isinstance(move, AccountOutcome), results
     assert arrival.outcome == "onboarded"
     assert move.outcome == "unchanged"  # re-planned from live state after the wait: nothing left to do
     assert world.cloudcraft.posts == [ROLE.format(MEMBER.account_id)]
