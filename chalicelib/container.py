@@ -24,7 +24,7 @@ from chalicelib.adapters.workqueue import WorkQueue
 from chalicelib.approvals.service import ApprovalService
 from chalicelib.core.clock import Clock, SystemClock
 from chalicelib.core.errors import ConfigurationError
-from chalicelib.core.identifiers import partition_for_region
+from chalicelib.core.ids import partition_for_region
 from chalicelib.core.settings import Settings, StageConfig, parse_settings_text
 from chalicelib.fleet.service import Fleet
 from chalicelib.onboarding.arrival import Onboarding

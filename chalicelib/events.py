@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from chalicelib.core.errors import EventParseError
-from chalicelib.core.identifiers import is_account_id
+from chalicelib.core.ids import is_account_id
 from chalicelib.core.safejson import JsonLimitError, check_depth
 
 REDACTED = "****"

@@ -16,7 +16,7 @@ from chalicelib.approvals.notifications import explain
 from chalicelib.approvals.rules.compile import RuleSet, load_rules_from_ssm, parse_ruleset
 from chalicelib.approvals.rules.lint import LintFinding, lint
 from chalicelib.approvals.rules.schema import CONDITION_FIELDS, Rule, RuleSetProblem
-from chalicelib.core.identifiers import is_account_id, partition_for_region
+from chalicelib.core.ids import is_account_id, partition_for_region
 from chalicelib.core.models import MemberAccount
 
 RULES_PARAMETER_ENV = "GATEHOUSE_RULES_PARAMETER"

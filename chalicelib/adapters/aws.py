@@ -40,7 +40,8 @@ def translate(exc: ClientError | BotoCoreError, doing: str) -> AwsError:
         if code in ACCESS_DENIED_CODES
         else AwsError
     )
-    return error_class(f"{doing} failed: {code}: {exc}", code=code)
+    response = exc.response if isinstance(exc, ClientError) else None
+    return error_class(f"{doing} failed: {code}: {exc}", code=code, response=response)
 
 
 @contextmanager

@@ -17,11 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from chalicelib.adapters.aws import error_code, translate
+from chalicelib.adapters.aws import aws_call
 from chalicelib.core.clock import Clock
-from chalicelib.core.errors import GatehouseError
+from chalicelib.core.errors import AwsError, GatehouseError
 
 log = logging.getLogger("gatehouse.lease")
 
@@ -30,6 +28,7 @@ DEFAULT_WAIT_SECONDS = 60.0  # how long a job waits for another to finish the sa
 DEFAULT_TTL_SECONDS = 900  # the longest a Lambda function can run; shortened to the invocation's remaining time
 TTL_MARGIN_SECONDS = 30
 POLL_SECONDS = (1.0, 2.0, 4.0, 5.0)  # then every 5 s
+CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 @dataclass(frozen=True)
@@ -131,39 +130,43 @@ class DynamoLease:
 
     def try_acquire(self, account_id: str, *, holder: str, now: int, expires_at: int) -> LeaseAttempt:
         try:
-            self._ddb.put_item(
-                TableName=self._table,
-                Item={
-                    "id": {"S": PREFIX + account_id},
-                    "holder": {"S": holder},
-                    "expiration": {"N": str(expires_at)},
-                },
-                ConditionExpression="attribute_not_exists(#id) OR #expiration < :now OR #holder = :holder",
-                ExpressionAttributeNames={"#id": "id", "#expiration": "expiration", "#holder": "holder"},
-                ExpressionAttributeValues={":now": {"N": str(now)}, ":holder": {"S": holder}},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                held_by = ((exc.response.get("Item") or {}).get("holder") or {}).get("S", "")  # type: ignore[attr-defined]
-                return LeaseAttempt(False, str(held_by))
-            raise translate(exc, f"dynamodb:PutItem (lease on {account_id})") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, f"dynamodb:PutItem (lease on {account_id})") from exc
+            with aws_call(f"dynamodb:PutItem (lease on {account_id})"):
+                self._ddb.put_item(
+                    TableName=self._table,
+                    Item={
+                        "id": {"S": PREFIX + account_id},
+                        "holder": {"S": holder},
+                        "expiration": {"N": str(expires_at)},
+                    },
+                    ConditionExpression="attribute_not_exists(#id) OR #expiration < :now OR #holder = :holder",
+                    ExpressionAttributeNames={"#id": "id", "#expiration": "expiration", "#holder": "holder"},
+                    ExpressionAttributeValues={":now": {"N": str(now)}, ":holder": {"S": holder}},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except AwsError as exc:
+            if exc.code != CONDITION_FAILED:
+                raise
+            return LeaseAttempt(False, _holder(exc.response.get("Item")))
         return LeaseAttempt(True)
 
     def release(self, account_id: str, *, holder: str) -> None:
         try:
-            self._ddb.delete_item(
-                TableName=self._table,
-                Key={"id": {"S": PREFIX + account_id}},
-                ConditionExpression="#holder = :holder",
-                ExpressionAttributeNames={"#holder": "holder"},
-                ExpressionAttributeValues={":holder": {"S": holder}},
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return  # expired and taken by another job, or already gone: nothing of ours to release
-            raise translate(exc, f"dynamodb:DeleteItem (lease on {account_id})") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, f"dynamodb:DeleteItem (lease on {account_id})") from exc
+            with aws_call(f"dynamodb:DeleteItem (lease on {account_id})"):
+                self._ddb.delete_item(
+                    TableName=self._table,
+                    Key={"id": {"S": PREFIX + account_id}},
+                    ConditionExpression="#holder = :holder",
+                    ExpressionAttributeNames={"#holder": "holder"},
+                    ExpressionAttributeValues={":holder": {"S": holder}},
+                )
+        except AwsError as exc:
+            # A failed condition: expired and taken by another job, or already gone; nothing of ours to release.
+            if exc.code != CONDITION_FAILED:
+                raise
+
+
+def _holder(item: Any) -> str:
+    """Who holds the lease, from the item a failed condition saw ("" when the answer does not say)."""
+    holder = item.get("holder") if isinstance(item, dict) else None
+    value = holder.get("S") if isinstance(holder, dict) else None
+    return value if isinstance(value, str) else ""

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from chalicelib.adapters.aws import aws_call
 from chalicelib.core.errors import AwsError, GatehouseError
-from chalicelib.core.identifiers import is_account_id
+from chalicelib.core.ids import is_account_id
 from chalicelib.core.safejson import JsonLimitError, loads_bounded
 from chalicelib.planning.plan import FleetPlan
 

@@ -18,8 +18,8 @@ from chalicelib.approvals.rules.compile import (
     RuleSet,
 )
 from chalicelib.approvals.rules.schema import Action, RuleSetProblem
-from chalicelib.core.identifiers import DEFAULT_PARTITION, is_account_id
-from chalicelib.core.identifiers import parse_role_arn as parse_arn
+from chalicelib.core import ids
+from chalicelib.core.ids import DEFAULT_PARTITION, is_account_id
 from chalicelib.core.models import MemberAccount
 
 DecisionMode = Literal["enforce", "shadow", "no-rules"]
@@ -147,7 +147,7 @@ class Decision:
 def parse_role_arn(arn: str, partition: str = DEFAULT_PARTITION) -> tuple[str, str, str] | None:
     """(account, path, name) of an IAM role ARN in `partition` (the deployment's), or None when it is not one:
     a role in another partition is in no account of this Organization, whatever its account ID says."""
-    parsed = parse_arn(arn, partition=partition)
+    parsed = ids.parse_role_arn(arn, partition=partition)
     return None if parsed is None else (parsed.account_id, parsed.path, parsed.name)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class GatehouseError(Exception):
     """Base of every error Gatehouse raises on purpose."""
@@ -20,11 +23,13 @@ class AccessRoleUnavailableError(GatehouseError):
 
 
 class AwsError(GatehouseError):
-    """An AWS call failed; carries the service error code when there is one."""
+    """An AWS call failed; carries the service error code when there is one, and the service's answer (e.g. the
+    item a failed DynamoDB condition saw), which is untrusted outside input like any other."""
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+    def __init__(self, message: str, code: str | None = None, response: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.response: Mapping[str, Any] = response or {}
 
 
 class AwsNotFoundError(AwsError):

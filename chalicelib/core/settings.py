@@ -10,8 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from chalicelib.core.errors import ConfigurationError
-from chalicelib.core.identifiers import same_iam_name
-from chalicelib.core.ids import ACCOUNT_ID_PATTERN, REGION_PATTERN, ROLE_NAME_PATTERN
+from chalicelib.core.ids import ACCOUNT_ID_PATTERN, REGION_PATTERN, ROLE_NAME_PATTERN, same_iam_name
 from chalicelib.core.models import OU_ID
 from chalicelib.core.naming import render_name, template_errors
 from chalicelib.core.safejson import JsonLimitError, check_depth, loads_bounded

@@ -59,7 +59,7 @@ class AssumeRoleGate:
         parsed = parse_role_arn(role_arn)
         if parsed is None:
             return "not a role ARN"
-        account_id, _, role_name = parsed
+        account_id, role_name = parsed.account_id, parsed.name
         with self._lock:
             if self._refusals.get(account_id, 0) > 0:
                 self._refusals[account_id] -= 1

@@ -683,7 +683,7 @@ def _access(body: Mapping[str, Any], field: str) -> list[str] | None:
 
 
 def _check_role_arn(role_arn: str) -> None:
-    if parse_role_arn(role_arn) is None:
+    if parse_role_arn(role_arn, partition=None) is None:
         raise _Reply(400, {"error": f"Invalid roleArn: {role_arn}"})
 
 

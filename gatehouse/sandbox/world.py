@@ -401,7 +401,7 @@ class Sandbox:
         parsed = parse_role_arn(role_arn)
         if parsed is None:
             return False
-        account_id, _, role_name = parsed
+        account_id, role_name = parsed.account_id, parsed.name
         roles = {role.name: role for role in iam_backends[account_id]["global"].roles.values()}
         role = roles.get(role_name)
         if role is None:

@@ -78,3 +78,16 @@ def test_an_adapter_can_pass_its_own_translation() -> None:
         raise client_error("InternalServerException", operation="ListEnvironmentAccountConnections")
 
     assert seen == [("ClientError", doing)]
+
+
+def test_the_service_answer_travels_with_the_error() -> None:
+    answer = {"Error": {"Code": "ConditionalCheckFailedException", "Message": "failed"}, "Item": {"holder": {"S": "x"}}}
+    with pytest.raises(AwsError) as caught, aws_call("dynamodb:PutItem (lease on 222222222222)"):
+        raise ClientError(answer, "PutItem")
+
+    assert caught.value.code == "ConditionalCheckFailedException"
+    assert caught.value.response["Item"] == {"holder": {"S": "x"}}
+
+    with pytest.raises(AwsError) as unanswered, aws_call("dynamodb:PutItem"):
+        raise EndpointConnectionError(endpoint_url="https://dynamodb.eu-west-1.amazonaws.com")
+    assert unanswered.value.response == {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.core.identifiers import RoleArn, is_account_id, parse_role_arn, partition_for_region, same_iam_name
+from chalicelib.core.ids import RoleArn, is_account_id, parse_role_arn, partition_for_region, same_iam_name
 
 
 @pytest.mark.parametrize(
@@ -17,6 +17,9 @@ from chalicelib.core.identifiers import RoleArn, is_account_id, parse_role_arn, 
         ("123456789012\n", False),  # `$` would allow this newline
         (" 123456789012", False),
         ("12345678901", False),
+        ("12345678901\u0968", False),  # one Devanagari digit at the end
+        ("12345678901a", False),
+        ("", False),
         ("1234567890123", False),
         (123456789012, False),  # the API sends strings
         (None, False),

@@ -21,8 +21,7 @@ from chalicelib.onboarding.outcome import AccountOutcome
 from chalicelib.planning.executor import Executor
 from chalicelib.planning.plan import CloudcraftIdentity
 from tests.clocks import RecordingClock
-from tests.fakes import FakeLedger as MemoryLedger
-from tests.fakes import Reg
+from tests.fakes import FakeLedger, Reg
 from tests.lease_fakes import FakeCloudcraft, FakeDirectory, FakeIam, FakeMember, MemoryLease
 
 MANAGEMENT = "123456789012"
@@ -41,7 +40,7 @@ class World:
     settings: Settings = field(default_factory=lambda: parse_settings({}))
     cloudcraft: FakeCloudcraft = field(default_factory=FakeCloudcraft)
     iam: FakeIam = field(default_factory=FakeIam)
-    ledger: MemoryLedger = field(default_factory=MemoryLedger)
+    ledger: FakeLedger = field(default_factory=FakeLedger)
     lease: MemoryLease = field(default_factory=MemoryLease)
     directory: FakeDirectory = field(
         default_factory=lambda: FakeDirectory(

@@ -38,8 +38,8 @@ class CloudcraftAccount:
     @property
     def aws_account_id(self) -> str | None:
         """The AWS account the role lives in: the only reliable key, since names differ (e.g. via Datadog)."""
-        parsed = parse_role_arn(self.role_arn)
-        return parsed[0] if parsed else None
+        parsed = parse_role_arn(self.role_arn, partition=None)
+        return parsed.account_id if parsed else None
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> CloudcraftAccount:
