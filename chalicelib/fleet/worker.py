@@ -96,15 +96,16 @@ class FleetWorker:
 
     def _report_refusal(self, run_id: str, done: dict[str, Any]) -> None:
         """Tell ops once per run and reason, however many work items hit the same refused answer."""
-        from chalicelib.onboarding.arrival import OnboardingResult, notify_safely, onboarding_notification
+        from chalicelib.core.notifications import notify_safely
+        from chalicelib.onboarding.outcome import AccountOutcome, outcome_notification
 
         reason = str(done.get("reason"))
         key = f"refused#{run_id}#{hashlib.sha256(reason.encode()).hexdigest()[:16]}"
-        result = OnboardingResult(
+        result = AccountOutcome(
             str(done.get("account_id")), "failed", reason, trigger=f"fleet work item of run {run_id}"
         )
         self._services.once.run_once(
-            key, lambda: {"notified": notify_safely(self._services.notifier, onboarding_notification(result))}
+            key, lambda: {"notified": notify_safely(self._services.notifier, outcome_notification(result))}
         )
 
     def _deregister(self, message: dict[str, Any]) -> dict[str, Any]:

@@ -741,7 +741,7 @@ def test_no_error_of_the_http_layer_passes_on_its_message_or_context(failure: Ex
 
 
 def test_a_header_injected_through_the_key_never_reaches_the_wire() -> None:
-    client = CloudcraftClient(KEY, "https://cloudcraft.test", session=RaisingSession(), clock=FakeClock())
+    client = CloudcraftClient(KEY, "https://cloudcraft.test", session=RaisingSession(), clock=RecordingClock())
     client._key = type(client._key)(KEY + "\r\nX-Evil: 1")  # as if the constructor's check were bypassed
 
     with pytest.raises(CloudcraftError, match=r"could not be sent \(InvalidHeader\)") as caught:

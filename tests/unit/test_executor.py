@@ -12,6 +12,7 @@ from chalicelib.core.errors import AwsError
 from chalicelib.core.models import MemberAccount
 from chalicelib.core.settings import Settings, parse_settings
 from chalicelib.planning.executor import Executor
+from chalicelib.planning.guard import OrganizationIds
 from chalicelib.planning.plan import AccountPlan, CloudcraftIdentity, MemberView, OrphanPlan, desired_role, plan_account
 from tests.fakes import FakeCloudcraft, FakeLedger, FakeMembers, RecordingClock, role_as_wanted, top_of_range
 
@@ -38,7 +39,7 @@ class World:
         self.executor = Executor(self.cloudcraft, self.ledger, settings, self.clock, jitter)
 
     def wanted_role(self) -> None:
-        self.members.put(ACCOUNT.account_id, role_as_wanted(desired_role(self.settings, IDENTITY)))
+        self.members.put(ACCOUNT.account_id, role_as_wanted(desired_role(self.settings, IDENTITY, OrganizationIds())))
 
     def plan(self, account: MemberAccount = ACCOUNT, view: MemberView | None = None) -> AccountPlan:
         if view is None:
@@ -50,6 +51,7 @@ class World:
             view,
             registrations=list(self.cloudcraft.accounts.values()),
             owned=dict(self.ledger.records),
+            organization=OrganizationIds(),
         )
 
     def execute(self, plan: AccountPlan) -> Any:
@@ -75,7 +77,9 @@ def test_a_plan_that_could_not_read_the_account_writes_nothing() -> None:
 def test_an_out_of_scope_plan_writes_nothing() -> None:
     world = World()
     suspended = MemberAccount(ACCOUNT.account_id, "old", status="SUSPENDED")
-    plan = plan_account(suspended, world.settings, IDENTITY, None, registrations=[], owned={})
+    plan = plan_account(
+        suspended, world.settings, IDENTITY, None, registrations=[], owned={}, organization=OrganizationIds()
+    )
 
     result = world.execute(plan)
 

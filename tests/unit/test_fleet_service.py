@@ -13,6 +13,7 @@ from chalicelib.core.errors import AwsError
 from chalicelib.core.models import MemberAccount
 from chalicelib.core.settings import parse_settings
 from chalicelib.fleet.service import Fleet, Progress, reconciliation_notification
+from chalicelib.planning.guard import OrganizationIds
 from chalicelib.planning.plan import FleetPlan, desired_role
 from tests.fakes import FakeDirectory, FakeServices, LambdaContextStub, role_as_wanted
 
@@ -36,7 +37,7 @@ def fleet(world: FakeServices) -> Fleet:
 
 def in_order(world: FakeServices, account: MemberAccount, **drift: Any) -> str:
     """Give `account` Gatehouse's role (with `drift`) and an owned registration; returns its ID."""
-    spec = desired_role(world.settings_document, world.cloudcraft_identity(world.settings_document))
+    spec = desired_role(world.settings_document, world.cloudcraft_identity(world.settings_document), OrganizationIds())
     world.members.put(account.account_id, role_as_wanted(spec, **drift))
     registration = world.cloudcraft_client.add(account.account_id, name=f"{account.name} ({account.account_id})")
     world.ledger.records[account.account_id] = registration.id

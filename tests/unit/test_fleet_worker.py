@@ -15,7 +15,8 @@ from chalicelib.core.errors import AccessRoleUnavailableError
 from chalicelib.core.models import MemberAccount
 from chalicelib.core.settings import parse_settings
 from chalicelib.fleet.worker import FleetWorker
-from chalicelib.planning.plan import desired_role
+from chalicelib.planning.guard import OrganizationIds
+from chalicelib.planning.plan import CloudcraftIdentity, desired_role
 from tests.fakes import FakeDirectory, FakeServices, LambdaContextStub, role_as_wanted
 
 NEW = MemberAccount("222222222222", "new", ou_path="Workloads/Dev")
@@ -33,8 +34,18 @@ def worker(world: FakeServices) -> FleetWorker:
     return FleetWorker(world, world.settings_document)  # type: ignore[arg-type]
 
 
-def account_message(account: MemberAccount, registrations: list[Any] | None = None, run_id: str = RUN) -> str:
+CLOUDCRAFT = "999999999999"  # FakeServices' Cloudcraft account
+
+
+def account_message(
+    account: MemberAccount,
+    registrations: list[Any] | None = None,
+    run_id: str = RUN,
+    trusted_account_id: str | None = CLOUDCRAFT,
+) -> str:
     body = {"kind": "account", "run_id": run_id, "account_id": account.account_id}
+    if trusted_account_id is not None:  # the principal the plan that queued the item checked
+        body["trusted_account_id"] = trusted_account_id
     body["registrations"] = [registration_to_api(r) for r in registrations or []]  # type: ignore[assignment]
     return json.dumps(body)
 
@@ -52,7 +63,7 @@ def deregister_message(registration_id: str, aws_account_id: str | None = GONE) 
 
 
 def drift(world: FakeServices, account: MemberAccount, **changes: Any) -> str:
-    spec = desired_role(world.settings_document, world.cloudcraft_identity(world.settings_document))
+    spec = desired_role(world.settings_document, world.cloudcraft_identity(world.settings_document), OrganizationIds())
     world.members.put(account.account_id, role_as_wanted(spec, **changes))
     registration = world.cloudcraft_client.add(account.account_id, name=f"{account.name} ({account.account_id})")
     world.ledger.records[account.account_id] = registration.id
@@ -144,6 +155,38 @@ def test_an_account_message_uses_the_registrations_it_carries_without_listing_cl
     assert world.cloudcraft_client.writes == []
 
 
+@pytest.mark.parametrize("checked", ["888888888888", None], ids=["another-principal", "none"])
+def test_an_answer_other_than_the_principal_the_plan_checked_is_refused_and_told_once(checked: str | None) -> None:
+    world = world_with()
+    the_worker = worker(world)
+
+    answers = [
+        the_worker.process(account_message(account, trusted_account_id=checked), f"r-{i}", f"m-{i}")
+        for i, account in enumerate((NEW, DRIFTED))
+    ]
+
+    assert [(a["outcome"], a["refused"]) for a in answers] == [("failed", True), ("failed", True)]
+    assert f"Cloudcraft now answers {CLOUDCRAFT}, not {checked!r}" in answers[0]["reason"]
+    assert world.members.writes == []
+    assert world.cloudcraft_client.writes == []
+    assert world.ledger.writes == []
+    [told] = world.notifier.sent  # one notification for the run, not one per item
+    assert told.attributes["outcome"] == "failed"
+    assert "nothing was written" in told.text
+
+
+def test_an_answer_naming_an_account_of_the_organization_is_refused() -> None:
+    world = world_with()
+    world.identity_value = CloudcraftIdentity(DRIFTED.account_id, "ext-1")  # a member, described before
+    world.directory.describe(DRIFTED.account_id)
+
+    done = worker(world).process(account_message(NEW, trusted_account_id=DRIFTED.account_id), "r", "m-1")
+
+    assert (done["outcome"], done["refused"]) == ("failed", True)
+    assert "is an account of this Organization" in done["reason"]
+    assert world.members.writes == []
+
+
 def test_a_duplicate_delivery_applies_once_and_returns_the_same_answer() -> None:
     world = world_with()
     the_worker = worker(world)
@@ -158,7 +201,9 @@ def test_a_duplicate_delivery_applies_once_and_returns_the_same_answer() -> None
 
 def test_a_message_without_a_run_id_is_keyed_by_its_message_id() -> None:
     world = world_with()
-    body = json.dumps({"kind": "account", "account_id": NEW.account_id, "registrations": []})
+    body = json.dumps(
+        {"kind": "account", "account_id": NEW.account_id, "registrations": [], "trusted_account_id": CLOUDCRAFT}
+    )
 
     worker(world).process(body, "receipt-1", "m-1")
 

@@ -14,6 +14,7 @@ from chalicelib.core.models import MemberAccount
 from chalicelib.core.settings import parse_settings
 from chalicelib.events import AccountDeparture
 from chalicelib.onboarding.outcome import AccountOutcome
+from chalicelib.planning.guard import OrganizationIds
 from chalicelib.planning.plan import desired_role
 from tests.fakes import FakeDirectory, FakeServices, LambdaContextStub, role_as_wanted
 
@@ -41,7 +42,7 @@ def owned_registration(world: FakeServices) -> str:
 
 
 def gatehouse_role(world: FakeServices, **changes: Any) -> None:
-    spec = desired_role(world.settings_document, world.cloudcraft_identity(world.settings_document))
+    spec = desired_role(world.settings_document, world.cloudcraft_identity(world.settings_document), OrganizationIds())
     world.members.put(ACCOUNT_ID, role_as_wanted(spec, **changes))
 
 

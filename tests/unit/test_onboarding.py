@@ -20,6 +20,7 @@ from chalicelib.core.models import MemberAccount
 from chalicelib.core.notifications import notify_safely
 from chalicelib.core.settings import Settings, parse_settings
 from chalicelib.onboarding.outcome import AccountOutcome, outcome_notification
+from chalicelib.planning.guard import OrganizationIds
 from chalicelib.planning.plan import CloudcraftIdentity, desired_role
 from chalicelib.planning.role import INLINE_POLICY_NAME
 from tests.fakes import FakeDirectory, FakeNotifier, FakeServices, LambdaContextStub, role_as_wanted
@@ -46,7 +47,7 @@ def onboard(world: FakeServices, account_id: str = ACCOUNT_ID, **kwargs: Any) ->
 
 
 def wanted_role(world: FakeServices, **changes: Any) -> None:
-    spec = desired_role(world.settings_document, world.cloudcraft_identity(world.settings_document))
+    spec = desired_role(world.settings_document, world.cloudcraft_identity(world.settings_document), OrganizationIds())
     world.members.put(ACCOUNT_ID, role_as_wanted(spec, **changes))
 
 
@@ -351,10 +352,12 @@ def test_an_unreadable_cloudcraft_list_raises_before_anything_is_written() -> No
 def test_custom_mode_without_cloudcraft_policy_refuses_to_plan_and_writes_nothing() -> None:
     world = world_with(parse_settings({"permission_mode": "custom"}))  # the identity carries no policy
 
-    with pytest.raises(ConfigurationError, match="needs Cloudcraft's policy document"):
-        onboard(world)
+    result = onboard(world)
 
+    assert result.outcome == "failed"
+    assert "Cloudcraft's custom policy document is refused: Cloudcraft sent none" in result.reason
     assert nothing_written(world)
+    assert world.members.sessions == []  # refused before entering the account
 
 
 def test_registering_a_new_role_waits_out_cloudcraft_propagation_on_the_clock() -> None:
