@@ -208,6 +208,7 @@ def role_as_wanted(spec: RoleSpec, **changes: Any) -> ObservedRole:
         managed_policy_arns=spec.managed_policy_arns,
         inline_policies={INLINE_POLICY_NAME: spec.inline_policy} if spec.inline_policy is not None else {},
         tags={OWNER_TAG: OWNER_TAG_VALUE},
+        permissions_boundary=spec.permissions_boundary,
     )
     return replace(role, **changes)
 
@@ -250,7 +251,9 @@ class FakeIam:
                 raise AwsError(
                     f"iam change of role {spec.role_name} in {self.account_id}: NoSuchEntity", "NoSuchEntity"
                 )
-            if change.kind == "update-trust":
+            if change.kind == "set-boundary":
+                role = replace(role, permissions_boundary=spec.permissions_boundary)
+            elif change.kind == "update-trust":
                 role = replace(role, trust_policy=spec.trust_policy())
             elif change.kind == "set-max-session":
                 role = replace(role, max_session_seconds=MAX_SESSION_SECONDS)
@@ -319,6 +322,7 @@ class FakeDirectory:
         self.script = Script()
         self.described: list[str] = []
         self.tag_reads: list[str] = []
+        self.seen: set[str] = set()
 
     def management_account_id(self) -> str:
         return next((m.account_id for m in self.members.values() if m.is_management), "000000000000")
@@ -329,12 +333,21 @@ class FakeDirectory:
     def describe(self, account_id: str) -> MemberAccount | None:
         self.described.append(account_id)
         self.script.check("describe")
-        return self.members.get(account_id)
+        member = self.members.get(account_id)
+        if member is not None:
+            self.seen.add(account_id)
+        return member
 
     def list_members(self, *, with_tags: bool = True) -> list[MemberAccount]:
         self.script.check("list")
         members = sorted(self.members.values(), key=lambda m: m.account_id)
+        self.seen.update(self.members)
         return members if with_tags else [replace(m, tags={}) for m in members]
+
+    def organization_ids(self) -> OrganizationIds:
+        """Like OrganizationDirectory's: the management account and the members described or listed so far."""
+        management = next((m.account_id for m in self.members.values() if m.is_management), "")
+        return OrganizationIds(management, frozenset(self.seen))
 
     def tags(self, resource_id: str) -> dict[str, str]:
         self.tag_reads.append(resource_id)

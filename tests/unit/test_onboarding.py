@@ -352,10 +352,12 @@ def test_an_unreadable_cloudcraft_list_raises_before_anything_is_written() -> No
 def test_custom_mode_without_cloudcraft_policy_refuses_to_plan_and_writes_nothing() -> None:
     world = world_with(parse_settings({"permission_mode": "custom"}))  # the identity carries no policy
 
-    with pytest.raises(ConfigurationError, match="needs Cloudcraft's policy document"):
-        onboard(world)
+    result = onboard(world)
 
+    assert result.outcome == "failed"
+    assert "Cloudcraft's custom policy document is refused: Cloudcraft sent none" in result.reason
     assert nothing_written(world)
+    assert world.members.sessions == []  # refused before entering the account
 
 
 def test_registering_a_new_role_waits_out_cloudcraft_propagation_on_the_clock() -> None:
