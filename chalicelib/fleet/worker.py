@@ -79,7 +79,6 @@ class FleetWorker:
         metrics.add_metric(name="ActionsRefused", unit=MetricUnit.Count, value=1)
         notify_safely(self._services.notifier, outcome_notification(result))
 
-<<<<<<< HEAD
     def _rejected(self, message_id: str, problem: WorkItemError) -> dict[str, Any]:
         log.error("malformed work item %s: %s", message_id, problem)
         metrics.add_metric(name="WorkItemsRejected", unit=MetricUnit.Count, value=1)
@@ -92,58 +91,3 @@ class FleetWorker:
         )
         notify_safely(self._services.notifier, outcome_notification(result))
         return {"outcome": "rejected", "message_id": message_id, "reason": str(problem)}
-=======
-    def _report_refusal(self, run_id: str, done: dict[str, Any]) -> None:
-        """Tell ops once per run and reason, however many work items hit the same refused answer."""
-        from chalicelib.core.notifications import notify_safely
-        from chalicelib.onboarding.outcome import AccountOutcome, outcome_notification
-
-        reason = str(done.get("reason"))
-        key = f"refused#{run_id}#{hashlib.sha256(reason.encode()).hexdigest()[:16]}"
-        result = AccountOutcome(
-            str(done.get("account_id")), "failed", reason, trigger=f"fleet work item of run {run_id}"
-        )
-        self._services.once.run_once(
-            key, lambda: {"notified": notify_safely(self._services.notifier, outcome_notification(result))}
-        )
-
-    def _deregister(self, message: dict[str, Any]) -> dict[str, Any]:
-        registration_id = str(message["registration_id"])
-        aws_account_id = message.get("aws_account_id")
-        why_not = self._why_not_deregister(registration_id, aws_account_id)
-        if why_not:
-            return {"registration_id": registration_id, "outcome": "skipped", "reason": why_not}
-        orphan = OrphanPlan(
-            registration_id, str(message.get("name", "")), aws_account_id, True, str(message.get("reason"))
-        )
-        self._executor.deregister(orphan)
-        return {"registration_id": registration_id, "outcome": "deregistered"}
-
-    def _why_not_deregister(self, registration_id: str, aws_account_id: Any) -> str:
-        """What made it an orphan to delete, checked again at the moment of deleting: the plan may be hours old,
-        and the account may have moved back into scope (and been onboarded) since."""
-        if self._settings.offboarding == "keep":
-            return "settings.offboarding is 'keep'"
-        if not aws_account_id or self._services.ledger.lookup(str(aws_account_id)) != registration_id:
-            return "not owned by Gatehouse"
-        account = self._services.directory.describe(str(aws_account_id))
-        if account is not None and check_scope(account, self._settings).in_scope:
-            return "the account is in scope again"
-        return ""
-
-
-def _check_fields(message: dict[str, Any]) -> None:
-    """A queue message is outside input: check the fields its kind needs before anything is read or written."""
-    from chalicelib.events import ACCOUNT_ID
-
-    if message["kind"] == "account":
-        if not ACCOUNT_ID.match(str(message.get("account_id"))):
-            raise ValueError(f"account_id is {message.get('account_id')!r}, not a 12-digit AWS account ID")
-        registrations = message.get("registrations") or []
-        if not isinstance(registrations, list) or not all(isinstance(item, dict) for item in registrations):
-            raise ValueError("registrations must be a list of Cloudcraft account objects")
-    elif message["kind"] == "deregister" and not (
-        isinstance(message.get("registration_id"), str) and message["registration_id"]
-    ):
-        raise ValueError("registration_id is missing")
->>>>>>> trust
