@@ -322,7 +322,6 @@ class FakeDirectory:
         self.script = Script()
         self.described: list[str] = []
         self.tag_reads: list[str] = []
-        self.seen: set[str] = set()
 
     def management_account_id(self) -> str:
         return next((m.account_id for m in self.members.values() if m.is_management), "000000000000")
@@ -333,21 +332,12 @@ class FakeDirectory:
     def describe(self, account_id: str) -> MemberAccount | None:
         self.described.append(account_id)
         self.script.check("describe")
-        member = self.members.get(account_id)
-        if member is not None:
-            self.seen.add(account_id)
-        return member
+        return self.members.get(account_id)
 
     def list_members(self, *, with_tags: bool = True) -> list[MemberAccount]:
         self.script.check("list")
         members = sorted(self.members.values(), key=lambda m: m.account_id)
-        self.seen.update(self.members)
         return members if with_tags else [replace(m, tags={}) for m in members]
-
-    def organization_ids(self) -> OrganizationIds:
-        """Like OrganizationDirectory's: the management account and the members described or listed so far."""
-        management = next((m.account_id for m in self.members.values() if m.is_management), "")
-        return OrganizationIds(management, frozenset(self.seen))
 
     def tags(self, resource_id: str) -> dict[str, str]:
         self.tag_reads.append(resource_id)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
@@ -81,7 +83,10 @@ def test_an_adapter_can_pass_its_own_translation() -> None:
 
 
 def test_the_service_answer_travels_with_the_error() -> None:
-    answer = {"Error": {"Code": "ConditionalCheckFailedException", "Message": "failed"}, "Item": {"holder": {"S": "x"}}}
+    answer: Any = {
+        "Error": {"Code": "ConditionalCheckFailedException", "Message": "failed"},
+        "Item": {"holder": {"S": "x"}},
+    }
     with pytest.raises(AwsError) as caught, aws_call("dynamodb:PutItem (lease on 222222222222)"):
         raise ClientError(answer, "PutItem")
 
