@@ -133,7 +133,11 @@ def onboard(
     try:
         outcome: dict[str, Any] = services.once.run_once(onboarding_key(account_id), job)
     except _Unsaved as failed:
-        return _report(services, failed.result)
+        # Not saved as the account's job (a later event or retry may succeed), but told once per event.
+        reported: dict[str, Any] = services.once.run_once(
+            f"failed#{account_id}#{event_id}", lambda: _report(services, failed.result)
+        )
+        return reported
     except AccessRoleUnavailableError as exc:
         metrics.add_metric(name="AccessRoleRetries", unit=MetricUnit.Count, value=1)
         logger.warning("access role not assumable yet; handing the retry back to Lambda", reason=str(exc))

@@ -11,7 +11,7 @@ from chalicelib.adapters.lease import LeaseAttempt
 from chalicelib.core.models import MemberAccount
 from chalicelib.planning.guard import OrganizationIds
 from chalicelib.planning.role import ObservedRole, RoleChange, RoleSpec
-from tests.fakes import Reg
+from tests.fakes import Reg, role_as_wanted
 
 # --- one writer per account: the lease and the outside parties a converge job writes to ---------------------
 
@@ -118,14 +118,7 @@ class FakeIam:
 
     def apply(self, spec: RoleSpec, changes: Sequence[RoleChange]) -> None:
         self.writes += 1
-        self.role = ObservedRole(
-            spec.role_name,
-            spec.trust_policy(),
-            3600,
-            spec.managed_policy_arns,
-            {},
-            {"gatehouse:managed": "true"},
-        )
+        self.role = role_as_wanted(spec)
 
     def delete_role(self, observed: ObservedRole) -> None:
         self.writes += 1

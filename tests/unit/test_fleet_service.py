@@ -227,7 +227,7 @@ def test_applying_a_plan_without_changes_writes_nothing() -> None:
 
     report = service.apply(service.plan(), requests_per_minute=20)
 
-    assert report.to_dict() == {"applied": [], "deregistered": [], "failed": {}}
+    assert report.to_dict() == {"applied": [], "deregistered": [], "failed": {}, "refused": {}, "unchanged": []}
     assert world.cloudcraft_client.writes == []
     assert world.members.writes == []
 
@@ -304,12 +304,8 @@ def test_reconciliation_queues_one_message_per_repair_and_sends_one_summary() ->
     outcome = reconcile(world)
 
     assert (outcome["outcome"], outcome["queued"]) == ("drift", 3)
-    queued = {(m["kind"], m.get("account_id") or m.get("registration_id")) for m in world.work_queue.sent}
-    assert queued == {
-        ("account", NEW.account_id),
-        ("account", DRIFTED.account_id),
-        ("deregister", world.ledger.records[GONE]),
-    }
+    queued = {(m["action"], m["account_id"]) for m in world.work_queue.sent}
+    assert queued == {("apply", NEW.account_id), ("apply", DRIFTED.account_id), ("deregister", GONE)}
     [note] = world.notifier.sent
     assert note.body["queued"] == 3
     assert world.cloudcraft_client.writes == []

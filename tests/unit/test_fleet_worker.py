@@ -34,12 +34,12 @@ def worker(world: FakeServices) -> FleetWorker:
     return FleetWorker(world, world.settings_document)  # type: ignore[arg-type]
 
 
-def account_message(account: MemberAccount, registrations: list[Any] | None = None, run_id: str = RUN) -> str:
+def account_message(account: MemberAccount, run_id: str = RUN) -> str:
     """An apply item: it names the account only; the worker reads the registrations itself."""
     return json.dumps({"action": "apply", "account_id": account.account_id, "run_id": run_id})
 
 
-def deregister_message(registration_id: str, aws_account_id: str | None = GONE) -> str:
+def deregister_message(aws_account_id: str | None = GONE) -> str:
     """A deregister item: it names the account only; the worker finds the registration it owns."""
     return json.dumps({"action": "deregister", "account_id": aws_account_id, "run_id": RUN})
 
@@ -73,18 +73,34 @@ def test_an_account_message_brings_the_account_in_line() -> None:
     assert (done["registration"], done["registration_id"]) == ("created", "cc-1")
     assert world.members.role(NEW.account_id) is not None
     assert world.ledger.records == {NEW.account_id: "cc-1"}
-    assert world.cloudcraft_client.calls == [("create", f"arn:aws:iam::{NEW.account_id}:role/cloudcraft")]
+    # Cloudcraft is listed live (the message carries no registrations), then the one write.
+    assert world.cloudcraft_client.calls == [("list",), ("create", f"arn:aws:iam::{NEW.account_id}:role/cloudcraft")]
 
 
-def test_an_account_message_uses_the_registrations_it_carries_without_listing_cloudcraft() -> None:
+def test_an_account_message_repairs_from_live_state_and_keeps_the_registration_it_owns() -> None:
     world = world_with()
-    mine = drift(world, DRIFTED, max_session_seconds=43200)
+    drift(world, DRIFTED, max_session_seconds=43200)
 
-    done = worker(world).process(account_message(DRIFTED, [world.cloudcraft_client.accounts[mine]]), "r", "m-1")
+    done = worker(world).process(account_message(DRIFTED), "r", "m-1")
 
-    assert (done["actions"], done["registration"]) == (["repair policy"], "unchanged")
-    assert ("list",) not in world.cloudcraft_client.calls
+    assert (done["outcome"], done["actions"], done["registration"]) == ("applied", ["repair policy"], "unchanged")
+    assert ("list",) in world.cloudcraft_client.calls
     assert world.cloudcraft_client.writes == []
+
+
+def test_a_message_that_carries_registrations_is_rejected_without_a_read_or_write() -> None:
+    world = world_with()
+    forged = json.dumps(
+        {"action": "apply", "account_id": NEW.account_id, "run_id": RUN, "registrations": [{"id": "cc-x"}]}
+    )
+
+    done = worker(world).process(forged, "r", "m-1")
+
+    assert (done["outcome"], done["message_id"]) == ("rejected", "m-1")
+    assert "unknown field(s) 'registrations'" in done["reason"]
+    assert world.members.sessions == []
+    assert world.cloudcraft_client.calls == []
+    assert [n.attributes["outcome"] for n in world.notifier.sent] == ["rejected"]
 
 
 def test_a_duplicate_delivery_applies_once_and_returns_the_same_answer() -> None:
@@ -96,16 +112,7 @@ def test_a_duplicate_delivery_applies_once_and_returns_the_same_answer() -> None
 
     assert second == first
     assert [call[0] for call in world.cloudcraft_client.writes] == ["create"]
-    assert world.once.runs == [f"work#{RUN}#{NEW.account_id}"]
-
-
-def test_a_message_without_a_run_id_is_keyed_by_its_message_id() -> None:
-    world = world_with()
-    body = json.dumps({"kind": "account", "account_id": NEW.account_id, "registrations": []})
-
-    worker(world).process(body, "receipt-1", "m-1")
-
-    assert world.once.runs == [f"work#m-1#{NEW.account_id}"]
+    assert world.once.runs == [f"work#{RUN}#{NEW.account_id}#apply"]
 
 
 def test_an_account_registered_since_the_plan_is_planned_on_fresh_data_and_not_registered_twice() -> None:
@@ -121,16 +128,20 @@ def test_an_account_registered_since_the_plan_is_planned_on_fresh_data_and_not_r
 
 
 @pytest.mark.parametrize(
-    "account",
-    [None, MemberAccount(NEW.account_id, "new", status="SUSPENDED"), MemberAccount(NEW.account_id, "new")],
+    ("account", "reason"),
+    [
+        (None, "not a member of this Organization (any more)"),
+        (MemberAccount(NEW.account_id, "new", status="SUSPENDED"), "the account's status is SUSPENDED, not ACTIVE"),
+        (MemberAccount(NEW.account_id, "new"), "the account sits in the root, outside settings.scope_ous"),
+    ],
     ids=["left-the-organization", "suspended", "moved-out-of-scope"],
 )
-def test_an_account_no_longer_in_scope_is_skipped_without_a_write(account: MemberAccount | None) -> None:
+def test_an_account_no_longer_in_scope_is_skipped_without_a_write(account: MemberAccount | None, reason: str) -> None:
     world = world_with(*([account] if account else [DRIFTED]))
 
     done = worker(world).process(account_message(NEW), "receipt-1", "m-1")
 
-    assert done == {"account_id": NEW.account_id, "outcome": "skipped", "reason": "no longer an in-scope member"}
+    assert (done["account_id"], done["outcome"], done["reason"]) == (NEW.account_id, "skipped", reason)
     assert world.members.sessions == []
     assert world.cloudcraft_client.calls == []
 
@@ -181,29 +192,40 @@ def test_an_owned_orphan_is_deregistered_and_forgotten() -> None:
     gone = world.cloudcraft_client.add(GONE)
     world.ledger.records[GONE] = gone.id
 
-    done = worker(world).process(deregister_message(gone.id), "receipt-1", "m-1")
+    done = worker(world).process(deregister_message(), "receipt-1", "m-1")
 
-    assert done == {"registration_id": gone.id, "outcome": "deregistered"}
+    assert (done["outcome"], done["registration_id"]) == ("deregistered", gone.id)
     assert world.cloudcraft_client.accounts == {}
     assert world.ledger.records == {}
 
 
-@pytest.mark.parametrize(
-    ("owned", "aws_account_id"),
-    [(None, GONE), ("cc-other", GONE), ("cc-gone", None)],
-    ids=["never-owned", "owned-another-one-now", "no-aws-account"],
-)
-def test_ownership_is_checked_again_before_deleting(owned: str | None, aws_account_id: str | None) -> None:
+@pytest.mark.parametrize("owned", [None, "cc-other"], ids=["never-owned", "owned-another-one-now"])
+def test_ownership_is_checked_again_before_deleting(owned: str | None) -> None:
     world = world_with()
     world.cloudcraft_client.add(GONE, registration_id="cc-gone")
     if owned:
         world.ledger.records[GONE] = owned
 
-    done = worker(world).process(deregister_message("cc-gone", aws_account_id), "receipt-1", "m-1")
+    done = worker(world).process(deregister_message(), "receipt-1", "m-1")
 
-    assert done == {"registration_id": "cc-gone", "outcome": "skipped", "reason": "not owned by Gatehouse"}
+    assert done["outcome"] == "refused"
+    assert "cc-gone" in done["reason"] and "nothing deleted" in done["reason"]
     assert world.cloudcraft_client.writes == []
     assert world.ledger.writes == []
+    assert [(n.attributes["outcome"], n.body["account_id"]) for n in world.notifier.sent] == [("refused", GONE)]
+
+
+def test_a_deregister_item_without_an_account_is_rejected_and_reported() -> None:
+    world = world_with()
+    world.cloudcraft_client.add(GONE, registration_id="cc-gone")
+    world.ledger.records[GONE] = "cc-gone"
+
+    done = worker(world).process(deregister_message(None), "receipt-1", "m-1")
+
+    assert done["outcome"] == "rejected"
+    assert "account_id None is not a 12-digit AWS account ID" in done["reason"]
+    assert world.cloudcraft_client.writes == []
+    assert [n.attributes["outcome"] for n in world.notifier.sent] == ["rejected"]
 
 
 def test_a_rate_limited_deregistration_is_deferred() -> None:
@@ -213,7 +235,7 @@ def test_a_rate_limited_deregistration_is_deferred() -> None:
     world.cloudcraft_client.script.fail_next("delete", CloudcraftRateLimited("429", retry_after=7.0))
 
     with pytest.raises(CloudcraftRateLimited):
-        worker(world).process(deregister_message(gone.id), "receipt-9", "m-9")
+        worker(world).process(deregister_message(), "receipt-9", "m-9")
 
     assert world.work_queue.deferred == [("receipt-9", 7.0)]
     assert world.ledger.records == {GONE: gone.id}
@@ -248,11 +270,13 @@ def test_a_batch_reports_only_the_failed_items_and_a_redelivery_retries_only_tho
     gone = world.cloudcraft_client.add(GONE)
     world.ledger.records[GONE] = gone.id
     set_services(world)  # type: ignore[arg-type]
-    event = sqs_event(account_message(NEW), account_message(DRIFTED), deregister_message(gone.id), "garbage")
+    event = sqs_event(account_message(NEW), account_message(DRIFTED), deregister_message(), "garbage")
 
     response = handlers.handle_work(event, LambdaContextStub())
 
-    assert response == {"batchItemFailures": [{"itemIdentifier": "m-2"}, {"itemIdentifier": "m-4"}]}
+    # m-2 fails and comes back; m-4 is not a work item: reported and consumed, since no retry can make it one.
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-2"}]}
+    assert "rejected" in [n.attributes["outcome"] for n in world.notifier.sent]
     assert world.ledger.records == {NEW.account_id: "cc-2"}
     writes_after_first = list(world.cloudcraft_client.writes)
 
@@ -286,9 +310,12 @@ def test_an_orphan_whose_account_came_back_into_scope_is_not_deregistered() -> N
     mine = world.cloudcraft_client.add(GONE)
     world.ledger.records[GONE] = mine.id
 
-    done = worker(world).process(deregister_message(mine.id), "receipt-1", "m-1")
+    done = worker(world).process(deregister_message(), "receipt-1", "m-1")
 
-    assert done == {"registration_id": mine.id, "outcome": "skipped", "reason": "the account is in scope again"}
+    assert (done["outcome"], done["reason"]) == (
+        "skipped",
+        "an in-scope member of the Organization: nothing deregistered",
+    )
     assert mine.id in world.cloudcraft_client.accounts
     assert world.ledger.records == {GONE: mine.id}
 
@@ -298,7 +325,7 @@ def test_an_orphan_still_out_of_scope_is_deregistered() -> None:
     mine = world.cloudcraft_client.add(GONE)
     world.ledger.records[GONE] = mine.id
 
-    done = worker(world).process(deregister_message(mine.id), "receipt-1", "m-1")
+    done = worker(world).process(deregister_message(), "receipt-1", "m-1")
 
     assert done["outcome"] == "deregistered"
     assert world.cloudcraft_client.accounts == {}
@@ -309,8 +336,8 @@ def test_offboarding_switched_to_keep_since_the_plan_deregisters_nothing() -> No
     mine = world.cloudcraft_client.add(GONE)
     world.ledger.records[GONE] = mine.id
 
-    done = worker(world).process(deregister_message(mine.id), "receipt-1", "m-1")
+    done = worker(world).process(deregister_message(), "receipt-1", "m-1")
 
-    assert done == {"registration_id": mine.id, "outcome": "skipped", "reason": "settings.offboarding is 'keep'"}
+    assert (done["outcome"], done["reason"]) == ("skipped", "settings.offboarding is 'keep'")
     assert world.cloudcraft_client.writes == []
     assert world.ledger.writes == []

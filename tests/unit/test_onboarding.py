@@ -23,6 +23,7 @@ from chalicelib.onboarding.outcome import AccountOutcome, outcome_notification
 from chalicelib.planning.guard import OrganizationIds
 from chalicelib.planning.plan import CloudcraftIdentity, desired_role
 from chalicelib.planning.role import INLINE_POLICY_NAME
+from chalicelib.planning.scope import management_refusal
 from tests.fakes import FakeDirectory, FakeNotifier, FakeServices, LambdaContextStub, role_as_wanted
 
 ACCOUNT_ID = "222222222222"
@@ -73,11 +74,6 @@ def test_an_account_outside_the_organization_fails_without_reading_anything() ->
     ("account", "settings", "reason"),
     [
         (
-            MemberAccount(ACCOUNT_ID, "root", is_management=True),
-            {},
-            "it is the management account, which no access role leads into",
-        ),
-        (
             MemberAccount(ACCOUNT_ID, "closing", status="SUSPENDED"),
             {},
             "the account's status is SUSPENDED, not ACTIVE",
@@ -99,7 +95,7 @@ def test_an_account_outside_the_organization_fails_without_reading_anything() ->
             "the account sits in the root, outside settings.scope_ous",
         ),
     ],
-    ids=["management", "suspended", "excluded", "opted-out", "outside-scope", "at-the-root"],
+    ids=["suspended", "excluded", "opted-out", "outside-scope", "at-the-root"],
 )
 def test_an_out_of_scope_account_is_skipped_with_the_reason_and_nothing_read(
     account: MemberAccount, settings: dict[str, Any], reason: str
@@ -110,6 +106,17 @@ def test_an_out_of_scope_account_is_skipped_with_the_reason_and_nothing_read(
 
     assert (result.outcome, result.reason) == ("skipped", reason)
     assert result.account_name == account.name
+    assert world.members.sessions == []
+    assert world.cloudcraft_client.calls == []
+    assert world.ledger.writes == []
+
+
+def test_the_management_account_is_refused_with_the_reason_and_nothing_read() -> None:
+    world = world_with(parse_settings({}), MemberAccount(ACCOUNT_ID, "root", is_management=True))
+
+    result = onboard(world)
+
+    assert (result.outcome, result.reason) == ("refused", management_refusal(ACCOUNT_ID))
     assert world.members.sessions == []
     assert world.cloudcraft_client.calls == []
     assert world.ledger.writes == []
@@ -375,7 +382,12 @@ def test_registering_a_new_role_waits_out_cloudcraft_propagation_on_the_clock() 
 
 def run(world: FakeServices, **kwargs: Any) -> dict[str, Any]:
     set_services(world)  # type: ignore[arg-type]
-    options: dict[str, Any] = {"trigger": "CreateAccountResult event e-1", "event_time": None, "context": None}
+    options: dict[str, Any] = {
+        "trigger": "CreateAccountResult event e-1",
+        "event_id": "e-1",
+        "event_time": None,
+        "context": None,
+    }
     options.update(kwargs)
     return handlers.onboard(world, ACCOUNT_ID, **options)  # type: ignore[arg-type]
 
@@ -437,15 +449,21 @@ def test_each_kind_of_failure_is_one_failed_notification(break_it: Any, reason: 
     assert world.ledger.writes == []
 
 
-def test_a_failure_is_recorded_so_a_duplicate_delivery_does_not_repeat_it() -> None:
+def test_a_failure_is_told_once_per_event_and_a_redelivery_tries_again() -> None:
     world = world_with()
+    world.cloudcraft_client.script.fail_next("list", CloudcraftAuthError("401"))
     world.cloudcraft_client.script.fail_next("list", CloudcraftAuthError("401"))
 
     run(world)
-    again = run(world)
+    again = run(world)  # the same event delivered again: tried again, failed again, not told twice
 
     assert again["outcome"] == "failed"
     assert len(world.notifier.sent) == 1
+
+    later = run(world, event_id="e-2", trigger="MoveAccount event e-2")  # the failure did not block the account
+
+    assert later["outcome"] == "onboarded"
+    assert [n.attributes["outcome"] for n in world.notifier.sent] == ["failed", "onboarded"]
 
 
 def test_invalid_settings_fail_before_anything_is_read() -> None:

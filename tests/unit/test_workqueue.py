@@ -72,7 +72,7 @@ def test_the_messages_of_a_plan_name_accounts_and_actions_only() -> None:
             plan_account(
                 new,
                 settings,
-                CloudcraftIdentity("999999999999", "x"),
+                CloudcraftIdentity("999999999999", "ext-id-1"),
                 MemberView("OAAR"),
                 registrations=[],
                 owned={},
@@ -81,7 +81,7 @@ def test_the_messages_of_a_plan_name_accounts_and_actions_only() -> None:
             plan_account(
                 MemberAccount("333333333333", "unreadable"),
                 settings,
-                CloudcraftIdentity("9", "x"),
+                CloudcraftIdentity("999999999999", "ext-id-1"),
                 None,
                 registrations=[],
                 owned={},
