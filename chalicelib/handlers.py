@@ -132,10 +132,11 @@ def onboard(
 
     try:
         outcome: dict[str, Any] = services.once.run_once(onboarding_key(account_id), job)
-    except _Unsaved as failed:
+    except _Unsaved as unsaved:
         # Not saved as the account's job (a later event or retry may succeed), but told once per event.
+        failed = unsaved.result
         reported: dict[str, Any] = services.once.run_once(
-            f"failed#{account_id}#{event_id}", lambda: _report(services, failed.result)
+            f"failed#{account_id}#{event_id}", lambda: _report(services, failed)
         )
         return reported
     except AccessRoleUnavailableError as exc:
