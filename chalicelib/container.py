@@ -211,7 +211,9 @@ class Services:
         policy = None
         if settings.permission_mode in ("custom", "minimal"):
             policy = client.policy("custom" if settings.permission_mode == "custom" else "minimal")
-        identity = CloudcraftIdentity(parameters.account_id, parameters.external_id, policy)
+        identity = CloudcraftIdentity(
+            parameters.account_id, parameters.external_id, policy, recorded_account_id=self.ledger.principal()
+        )
         with self._lock:
             self._identity = (self.clock.monotonic(), key, identity)
         return identity

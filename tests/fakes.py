@@ -355,6 +355,7 @@ class FakeLedger:
     def __init__(self, records: dict[str, str] | None = None) -> None:
         self.records = dict(records or {})
         self.writes: list[tuple[str, ...]] = []
+        self.principal_of_record: str | None = None
         self.script = Script()
 
     def record(self, aws_account_id: str, registration_id: str) -> None:
@@ -374,6 +375,13 @@ class FakeLedger:
     def owned(self) -> dict[str, str]:
         self.script.check("owned")
         return dict(self.records)
+
+    def principal(self) -> str | None:
+        return self.principal_of_record
+
+    def record_principal(self, account_id: str) -> None:
+        """Kept apart from `writes`, which lists ownership records only."""
+        self.principal_of_record = account_id
 
 
 class FakeOnceGuard:
@@ -552,7 +560,8 @@ class FakeServices:
     def cloudcraft_identity(self, settings: Settings) -> Any:
         from chalicelib.planning.plan import CloudcraftIdentity
 
-        return self.identity_value or CloudcraftIdentity("999999999999", "ext-1")
+        identity = self.identity_value or CloudcraftIdentity("999999999999", "ext-1")
+        return replace(identity, recorded_account_id=self.ledger.principal())
 
     def member_session(self, settings: Settings, *, attempts: int | None = None) -> Callable[[str], Any]:
         self.session_attempts.append(attempts)

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 from chalicelib.adapters.aws import aws_call
 
 PREFIX = "registration#"
+PRINCIPAL_KEY = "principal#cloudcraft"
 
 
 class Ledger(Protocol):
@@ -15,6 +16,11 @@ class Ledger(Protocol):
     def forget(self, aws_account_id: str) -> None: ...
     def owned(self) -> dict[str, str]:
         """AWS account ID → Cloudcraft registration ID, for every registration Gatehouse owns."""
+
+    def principal(self) -> str | None:
+        """The AWS account the roles Gatehouse wrote trust (Cloudcraft's), or None before the first role."""
+
+    def record_principal(self, account_id: str) -> None: ...
 
 
 class DynamoLedger:
@@ -43,6 +49,17 @@ class DynamoLedger:
     def forget(self, aws_account_id: str) -> None:
         with aws_call("dynamodb:DeleteItem (ownership record)"):
             self._ddb.delete_item(TableName=self._table, Key={"id": {"S": PREFIX + aws_account_id}})
+
+    def principal(self) -> str | None:
+        with aws_call("dynamodb:GetItem (trust principal record)"):
+            item = self._ddb.get_item(TableName=self._table, Key={"id": {"S": PRINCIPAL_KEY}}).get("Item")
+        return item["aws_account_id"]["S"] if item else None
+
+    def record_principal(self, account_id: str) -> None:
+        with aws_call("dynamodb:PutItem (trust principal record)"):
+            self._ddb.put_item(
+                TableName=self._table, Item={"id": {"S": PRINCIPAL_KEY}, "aws_account_id": {"S": account_id}}
+            )
 
     def owned(self) -> dict[str, str]:
         found: dict[str, str] = {}

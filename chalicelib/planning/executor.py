@@ -35,6 +35,9 @@ class ExecutionResult:
     deleted_duplicates: list[str] = field(default_factory=list)
 
 
+TRUST_WRITES = frozenset({"create-role", "update-trust"})
+
+
 class Executor:
     """Carries plans out: role first (Cloudcraft verifies it), then the registration, then the ledger."""
 
@@ -61,6 +64,10 @@ class Executor:
         if plan.role_changes:
             iam.apply(plan.spec, plan.role_changes)
             result.role_changes = [str(change) for change in plan.role_changes]
+            if any(change.kind in TRUST_WRITES for change in plan.role_changes):
+                # The guards passed this principal (pinned, or the one of record, or the first): later answers
+                # naming another account are refused until the settings pin it.
+                self._ledger.record_principal(plan.spec.trusted_account_id)
         desired, registration = plan.desired, plan.registration
         if registration.action == "create":
             created = self._register(desired, fresh_role=bool(plan.role_changes))

@@ -48,8 +48,15 @@ class OrganizationIds:
         return None
 
 
-def check_trusted_account(answer: object, *, pin: str | None, organization: OrganizationIds) -> str:
-    """Cloudcraft's AWS account ID, if it may become a trust principal; UnsafeAnswer otherwise."""
+def check_trusted_account(
+    answer: object, *, pin: str | None, organization: OrganizationIds, recorded: str | None = None
+) -> str:
+    """Cloudcraft's AWS account ID, if it may become a trust principal; UnsafeAnswer otherwise.
+
+    `recorded`: the account the roles Gatehouse already wrote trust. Without a pin, an answer naming another
+    account is refused for new roles too, so a forged or mistaken answer cannot start a second principal in the
+    fleet: only the settings (the pin) move it.
+    """
     if not isinstance(answer, str) or not ACCOUNT_ID.fullmatch(answer):
         raise UnsafeAnswer(
             f"Cloudcraft's iamParameters.accountId {shown(answer)} is not a 12-digit AWS account ID: "
@@ -65,6 +72,12 @@ def check_trusted_account(answer: object, *, pin: str | None, organization: Orga
         raise UnsafeAnswer(
             f"Cloudcraft's iamParameters.accountId {answer} is not the pinned cloudcraft_aws_account_id {pin}: "
             "no role was written. If Cloudcraft really moved to another AWS account, set "
+            f"cloudcraft_aws_account_id to {answer} in the settings"
+        )
+    if pin is None and recorded is not None and answer != recorded:
+        raise UnsafeAnswer(
+            f"Cloudcraft's iamParameters.accountId {answer} is not {recorded}, the account every role Gatehouse "
+            "wrote so far trusts: no role was written. If Cloudcraft really moved to another AWS account, set "
             f"cloudcraft_aws_account_id to {answer} in the settings"
         )
     return answer

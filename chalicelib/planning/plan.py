@@ -37,6 +37,8 @@ class CloudcraftIdentity:
     account_id: str
     external_id: str
     policy: dict[str, Any] | None = None  # the inline policy in custom/minimal mode
+    # The account the roles Gatehouse wrote so far trust (its ledger's record); None before the first role.
+    recorded_account_id: str | None = None
 
 
 class Cloudcraft(Protocol):
@@ -260,7 +262,10 @@ def desired_role(settings: Settings, identity: CloudcraftIdentity, organization:
     not the pinned one), an unusable external ID, an inline policy that grants more than reads.
     """
     account_id = check_trusted_account(
-        identity.account_id, pin=settings.cloudcraft_aws_account_id, organization=organization
+        identity.account_id,
+        pin=settings.cloudcraft_aws_account_id,
+        recorded=identity.recorded_account_id,
+        organization=organization,
     )
     external_id = check_external_id(identity.external_id)
     if settings.permission_mode == "read-only-access":

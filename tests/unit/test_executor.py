@@ -113,6 +113,7 @@ def test_a_new_account_gets_its_role_then_its_registration_then_the_ledger_recor
     assert world.cloudcraft.accounts["cc-1"].name == NAME
     assert world.cloudcraft.accounts["cc-1"].role_arn == ROLE_ARN
     assert world.ledger.writes == [("record", ACCOUNT.account_id, "cc-1")]
+    assert world.ledger.principal_of_record == "999999999999"  # the account the written trust policy names
     assert world.clock.sleeps == []
 
 

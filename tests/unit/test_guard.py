@@ -54,6 +54,16 @@ def test_the_pin_refuses_any_other_answer_and_says_how_to_move_it() -> None:
     assert "set cloudcraft_aws_account_id to 999999999999" in str(caught.value)
 
 
+def test_without_a_pin_the_account_of_record_refuses_any_other_answer() -> None:
+    assert check_trusted_account("968898580625", pin=None, recorded="968898580625", organization=ORG)
+    with pytest.raises(UnsafeAnswer) as caught:
+        check_trusted_account("999999999999", pin=None, recorded="968898580625", organization=ORG)
+    assert "not 968898580625, the account every role Gatehouse wrote so far trusts" in str(caught.value)
+    assert "set cloudcraft_aws_account_id to 999999999999" in str(caught.value)
+    # The pin is the operator's word: it moves the principal whatever was recorded.
+    assert check_trusted_account("999999999999", pin="999999999999", recorded="968898580625", organization=ORG)
+
+
 def test_an_answer_refused_shows_at_most_a_short_quote_of_itself() -> None:
     with pytest.raises(UnsafeAnswer) as caught:
         check_trusted_account("9" * 10_000, pin=None, organization=ORG)

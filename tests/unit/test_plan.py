@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -80,9 +81,14 @@ def test_a_new_cloudcraft_account_is_held_for_existing_roles_until_the_settings_
     plan = plan_account(ACCOUNT, pinned, moved, MemberView("x", role()), registrations=[MINE], owned={})
     assert plan.actions() == ["repair trust (principal)"]
 
-    # A new role may take a validated answer: there is no principal to change.
+    # A new role may take a validated answer when no role trusts another account yet...
     fresh = plan_account(ACCOUNT, SETTINGS, moved, MemberView("x"), registrations=[], owned={})
     assert fresh.actions() == ["create role", "register"]
+    # ...but not once Gatehouse's roles trust one: the move waits for the pin on new roles too.
+    recorded = replace(moved, recorded_account_id="999999999999")
+    fresh = plan_account(ACCOUNT, SETTINGS, recorded, MemberView("x"), registrations=[], owned={})
+    assert "not 999999999999, the account every role Gatehouse wrote so far trusts" in fresh.refused
+    assert not fresh.changes
 
 
 @pytest.mark.parametrize(
