@@ -100,8 +100,8 @@ def onboard(
         return _report(services, AccountOutcome(account_id, "failed", f"{exc}. Nothing was changed.", trigger=trigger))
     services.once.register_lambda_context(context)
     services.leases.register_lambda_context(context)
-    onboarding = services.onboarding(settings)
     try:
+        onboarding = services.onboarding(settings)  # reads the API key: a key refused is this event's failure
         admitted = onboarding.admit(account_id, trigger=trigger)
     except GatehouseError as exc:
         logger.exception("onboarding failed")
@@ -248,6 +248,7 @@ def handle_reconcile(event: dict[str, Any], context: Any) -> dict[str, Any]:
     queued = 0
     repair = settings.reconcile == "repair"
     if repair and plan.changes:
+        fleet.record_principal(plan)
         messages = work_messages(plan, new_run_id())
         queued = services.work_queue.send(messages)
     summary = plan.summary()

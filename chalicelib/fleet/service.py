@@ -165,6 +165,16 @@ class Fleet:
             return MemberView(error=str(exc))
         return MemberView(member.access_role, role)
 
+    def record_principal(self, plan: FleetPlan) -> None:
+        """Before a plan's repairs are queued: when no role of Gatehouse's trusts an account yet, record the one
+        this plan checked (outside the whole Organization), so a worker meets an answer naming another account
+        between plan and work with a refusal, not a second principal in the fleet."""
+        if self._identity().recorded_account_id is not None:
+            return
+        principals = {p.spec.trusted_account_id for p in plan.accounts if p.spec is not None and p.changes}
+        if len(principals) == 1:
+            self._ledger.record_principal(principals.pop())
+
     # --- one account, under its lease ---------------------------------------------------------------------
     def converge_account(self, account_id: str, *, job: str) -> AccountWork:
         """Bring one account in line from what Organizations, IAM, the ledger and Cloudcraft say now.

@@ -7,6 +7,7 @@ account, holds the account's lease, re-reads the role, the ledger and Cloudcraft
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -68,6 +69,8 @@ class FleetWorker:
         return {"action": item.action, "run_id": item.run_id, **work.to_dict()}
 
     def _report(self, item: WorkItem, work: AccountWork, message_id: str) -> None:
+        """Ops are told once per run and reason: a hostile Cloudcraft answer met by a thousand items of one run
+        is one message (naming the first account), not a thousand; every refusal is counted."""
         kind = ONBOARDING_KIND if item.action == "apply" else OFFBOARDING_KIND
         result = AccountOutcome(
             item.account_id,
@@ -77,7 +80,11 @@ class FleetWorker:
             event_kind=kind,
         )
         metrics.add_metric(name="ActionsRefused", unit=MetricUnit.Count, value=1)
-        notify_safely(self._services.notifier, outcome_notification(result))
+        digest = hashlib.sha256(work.reason.encode()).hexdigest()[:16]
+        self._services.once.run_once(
+            f"refused#{item.run_id}#{digest}",
+            lambda: {"notified": notify_safely(self._services.notifier, outcome_notification(result))},
+        )
 
     def _rejected(self, message_id: str, problem: WorkItemError) -> dict[str, Any]:
         log.error("malformed work item %s: %s", message_id, problem)

@@ -248,6 +248,10 @@ def drive_reconcile(driver: Driver) -> None:
         assert result["outcome"] == "drift", result
         assert result["queued"] >= 4, result
 
+    # A first reconciliation (no role written yet) records the Cloudcraft account its plan checked.
+    with driver.sandbox({"organization": {"accounts": generated_accounts(2)}}) as world, driver.acting():
+        assert world.run_schedule("reconcile")["queued"] == 2
+
 
 # --- fleet_worker ----------------------------------------------------------------------------------------
 def drive_fleet_worker(driver: Driver) -> None:
@@ -293,7 +297,7 @@ def drive_fleet_worker(driver: Driver) -> None:
             world.drain_queue()
         assert world.roles() == []
         refusals = [n for n in world.notifications() if n["attributes"]["event_kind"] == "account-onboarding"]
-        assert [n["attributes"]["outcome"] for n in refusals] == ["failed"], refusals
+        assert [n["attributes"]["outcome"] for n in refusals] == ["refused"], refusals
 
 
 # --- on_proton_connection and proton_sweep ---------------------------------------------------------------

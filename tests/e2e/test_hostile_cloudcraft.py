@@ -244,8 +244,8 @@ def test_worker_refuses_a_principal_the_plan_did_not_check_and_notifies_once_per
         assert cloudcraft_writes(world) == []
         refusals = [n for n in world.notifications() if n["attributes"]["event_kind"] == "account-onboarding"]
         assert len(refusals) == 1
-        assert "Cloudcraft now answers 777777777777, not '999999999999'" in refusals[0]["message"]
-        assert refusals[0]["attributes"]["outcome"] == "failed"
+        assert "accountId 777777777777 is not 999999999999, the account every role" in refusals[0]["message"]
+        assert refusals[0]["attributes"]["outcome"] == "refused"
 
 
 def test_worker_refuses_a_policy_that_turned_hostile_after_the_plan() -> None:

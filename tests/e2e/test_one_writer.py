@@ -18,7 +18,7 @@ ROLE = "arn:aws:iam::{}:role/cloudcraft"
 RACE: dict[str, Any] = {
     "organization": {"accounts": [{"id": ACCOUNT, "name": "vended", "ou": "Workloads/Prod"}]},
     "settings": {"scope_ous": ["Workloads"]},
-    "sandbox": {"time_scale": 50, "eventbridge_retries": 8},
+    "sandbox": {"eventbridge_retries": 8},
 }
 
 
