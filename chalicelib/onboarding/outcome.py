@@ -64,7 +64,10 @@ def outcome_notification(result: AccountOutcome) -> Notification:
     who = result.account_name or result.account_id  # a failed creation has a name but no account ID
     if result.account_name and result.account_id:
         who = f"{result.account_name} ({result.account_id})"
-    lines = [f"Account {who}: {HEADLINES[result.outcome]}.", "", f"Why: {result.reason}"]
+    headline = HEADLINES[result.outcome]
+    if result.outcome == "failed" and result.event_kind == OFFBOARDING_KIND:
+        headline = "offboarding FAILED"
+    lines = [f"Account {who}: {headline}.", "", f"Why: {result.reason}"]
     if result.ou_path:
         lines.append(f"OU: {result.ou_path}")
     if result.role_arn:
@@ -78,7 +81,7 @@ def outcome_notification(result: AccountOutcome) -> Notification:
     elif result.outcome in ("failed", "creation-failed", "rejected"):
         lines += ["", "Nothing further was changed. The daily reconciliation will try again once this is fixed."]
     return Notification(
-        subject=f"Gatehouse: {who} {HEADLINES[result.outcome]}",
+        subject=f"Gatehouse: {who} {headline}",
         text="\n".join(lines),
         body=result.to_dict(),
         attributes={"event_kind": result.event_kind, "outcome": result.outcome, "account_id": result.account_id},

@@ -18,13 +18,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import requests
 
 from chalicelib.core.clock import VirtualClock
 from chalicelib.core.ids import is_account_id, parse_role_arn
+
+if TYPE_CHECKING:
+    from chalicelib.container import Services
 
 MANAGEMENT_ACCOUNT_ID = "123456789012"  # moto's default account plays the management account
 REGION = "us-east-1"
@@ -109,6 +112,7 @@ class Sandbox:
         self._invocations = threading.Condition()
         self._running: set[int] = set()  # handler invocations under way (ids from _next_invocation)
         self._next_invocation = 0
+        self._worker_container: Services | None = None  # the fleet worker's own (see drain_queue)
 
     # --- lifecycle ---------------------------------------------------------------------------------------
     def __enter__(self) -> Sandbox:
@@ -507,6 +511,7 @@ class Sandbox:
 
         parameters.clear_caches()  # type: ignore[no-untyped-call]
         set_services(Services(StageConfig.from_environment(), clock=self.clock, rng=self.rng))
+        self._worker_container = None
 
     def invoke(self, handler_name: str, event: dict[str, Any]) -> Any:
         """Call one of the app's handlers directly, as a schedule or an event source mapping would."""
@@ -535,6 +540,21 @@ class Sandbox:
     def drain_queue(self, *, batch_size: int = 5, max_batches: int = 100) -> list[dict[str, Any]]:
         """Feed the work queue to the fleet worker like Lambda's SQS event source mapping: receive a batch,
         invoke, delete the messages the worker did not report as failed. Returns the worker's responses."""
+        from chalicelib.container import Services, get_services, set_services
+        from chalicelib.core.settings import StageConfig
+
+        # The worker runs in a container of its own, as a Lambda function does: what it sets up for itself
+        # (handing rate limits back to the queue instead of waiting) must not reach the event handlers.
+        if self._worker_container is None:
+            self._worker_container = Services(StageConfig.from_environment(), clock=self.clock, rng=self.rng)
+        events_container = get_services()
+        set_services(self._worker_container)
+        try:
+            return self._drain(batch_size, max_batches)
+        finally:
+            set_services(events_container)
+
+    def _drain(self, batch_size: int, max_batches: int) -> list[dict[str, Any]]:
         sqs = self.client("sqs")
         responses = []
         for _ in range(max_batches):

@@ -19,7 +19,7 @@ from chalicelib.core.errors import AccessRoleUnavailableError, AwsError, Configu
 from chalicelib.core.models import MemberAccount
 from chalicelib.core.notifications import notify_safely
 from chalicelib.core.settings import Settings, parse_settings
-from chalicelib.onboarding.outcome import AccountOutcome, outcome_notification
+from chalicelib.onboarding.outcome import OFFBOARDING_KIND, AccountOutcome, outcome_notification
 from chalicelib.planning.guard import OrganizationIds
 from chalicelib.planning.plan import CloudcraftIdentity, desired_role
 from chalicelib.planning.role import INLINE_POLICY_NAME
@@ -540,6 +540,13 @@ def test_every_outcome_has_its_headline(outcome: Any, headline: str, nothing_cha
     assert note.subject == f"Gatehouse: data ({ACCOUNT_ID}) {headline}"
     assert note.attributes["outcome"] == outcome
     assert ("Nothing further was changed." in note.text) is nothing_changed
+
+
+def test_a_failed_offboarding_says_offboarding() -> None:
+    note = outcome_notification(AccountOutcome(ACCOUNT_ID, "failed", "429", event_kind=OFFBOARDING_KIND))
+
+    assert note.subject == f"Gatehouse: {ACCOUNT_ID} offboarding FAILED"
+    assert note.attributes["event_kind"] == OFFBOARDING_KIND
 
 
 def test_a_notification_leaves_out_what_the_outcome_does_not_have() -> None:
