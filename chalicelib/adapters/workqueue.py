@@ -97,6 +97,17 @@ class WorkQueue:
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, "sqs:ChangeMessageVisibility") from exc
 
+    def send_later(self, message: dict[str, Any], delay_seconds: int) -> str:
+        """Enqueue one message that becomes visible after `delay_seconds` (0 to 900, SQS's range); returns its
+        message ID. Raises when SQS refuses it: the caller fails, and its platform retries."""
+        try:
+            response = self._sqs.send_message(
+                QueueUrl=self.url, MessageBody=json.dumps(message), DelaySeconds=max(0, min(int(delay_seconds), 900))
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, "sqs:SendMessage") from exc
+        return str(response.get("MessageId", ""))
+
 
 def new_run_id() -> str:
     return uuid.uuid4().hex[:12]

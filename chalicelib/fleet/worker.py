@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from chalicelib.container import Services
 from chalicelib.core.errors import AccessRoleUnavailableError
 from chalicelib.core.settings import Settings
+from chalicelib.onboarding.waiting import WaitingOnboarding, is_waiting_item, parse_waiting_item
 from chalicelib.planning.plan import OrphanPlan, plan_account
 from chalicelib.planning.scope import check_scope
 
 log = logging.getLogger("gatehouse.worker")
 
 
+# Takes up an onboarding that waits for the account's access role: the arrival handler's own onboarding job.
+ResumeOnboarding = Callable[[WaitingOnboarding, str], dict[str, Any]]
+
+
 class FleetWorker:
-    def __init__(self, services: Services, settings: Settings) -> None:
+    def __init__(
+        self, services: Services, settings: Settings, *, resume_onboarding: ResumeOnboarding | None = None
+    ) -> None:
         self._services = services
         self._settings = settings
+        self._resume_onboarding = resume_onboarding
         services.hand_back_rate_limits = True  # this container defers rate-limited messages, never waits
         self._fleet = services.fleet(settings)
         self._executor = services.executor(settings)
@@ -27,6 +36,8 @@ class FleetWorker:
         """Raises to mark the message failed; a 429 first pushes its next delivery past Retry-After."""
         from chalicelib.adapters.cloudcraft.errors import CloudcraftRateLimited
 
+        if is_waiting_item(body):
+            return self._onboard(body, receipt_handle, message_id)
         try:
             message = json.loads(body)
             kind = message["kind"]
@@ -46,6 +57,21 @@ class FleetWorker:
             log.warning("rate limited; message %s comes back in %.0fs", message_id, exc.retry_after)
             raise
         raise ValueError(f"message {message_id} has an unknown kind {kind!r}")
+
+    def _onboard(self, body: str, receipt_handle: str, message_id: str) -> dict[str, Any]:
+        """An onboarding waiting for its access role: run the onboarding job again. It onboards, reports the
+        give-up, or queues the next wait itself; a 429 defers this item until Retry-After."""
+        from chalicelib.adapters.cloudcraft.errors import CloudcraftRateLimited
+
+        item = parse_waiting_item(body, self._services.clock.now())  # WaitingItemError: reported, retried, DLQ
+        if self._resume_onboarding is None:
+            raise ValueError(f"message {message_id}: this worker cannot take up an onboarding")
+        try:
+            return self._resume_onboarding(item, message_id)
+        except CloudcraftRateLimited as exc:
+            self._services.work_queue.defer(receipt_handle, exc.retry_after)
+            log.warning("rate limited; message %s comes back in %.0fs", message_id, exc.retry_after)
+            raise
 
     def _account(self, account_id: str, message: dict[str, Any]) -> dict[str, Any]:
         from chalicelib.adapters.cloudcraft.models import CloudcraftAccount
