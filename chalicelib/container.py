@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 import threading
 from collections.abc import Callable
 from functools import cached_property
@@ -43,10 +44,17 @@ class Services:
     """Everything a handler needs, built on first use. The sandbox and tests build their own instance."""
 
     def __init__(
-        self, config: StageConfig, *, clock: Clock | None = None, session: boto3.session.Session | None = None
+        self,
+        config: StageConfig,
+        *,
+        clock: Clock | None = None,
+        session: boto3.session.Session | None = None,
+        rng: random.Random | None = None,
     ) -> None:
+        """`rng` draws every backoff's jitter: the sandbox seeds it, so its runs wait the same times."""
         self.config = config
         self.clock: Clock = clock or SystemClock()
+        self.rng = rng or random.Random()  # noqa: S311 - spreading retries, not cryptography
         self._session = session
         self._lock = threading.Lock()
         # The SQS worker's container sets this: a 429 then raises at once, and the worker defers the message.
@@ -68,7 +76,7 @@ class Services:
 
     @cached_property
     def member_access(self) -> MemberAccess:
-        return MemberAccess(self.client("sts"), self.clock, session=self.session)
+        return MemberAccess(self.client("sts"), self.clock, session=self.session, jitter=self.rng.uniform)
 
     @cached_property
     def notifier(self) -> SnsNotifier:
@@ -166,6 +174,7 @@ class Services:
                     rate_limiter=limiter,
                     clock=self.clock,
                     max_rate_limit_wait=0.0 if self.hand_back_rate_limits else MAX_RETRY_AFTER,
+                    jitter=lambda delay: self.rng.uniform(delay / 2, delay),  # equal jitter, as by default
                 )
                 self._cloudcraft = (fingerprint, client)
             return self._cloudcraft[1]
@@ -209,10 +218,11 @@ class Services:
             identity=lambda: self.cloudcraft_identity(settings),
             ledger=self.ledger,
             clock=self.clock,
+            jitter=self.rng.uniform,
         )
 
     def executor(self, settings: Settings) -> Executor:
-        return Executor(self.cloudcraft(settings), self.ledger, settings, self.clock)
+        return Executor(self.cloudcraft(settings), self.ledger, settings, self.clock, self.rng.uniform)
 
     def offboarding(self, settings: Settings) -> Offboarding:
         return Offboarding(

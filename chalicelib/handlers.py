@@ -34,6 +34,10 @@ OUTCOME_METRICS = {
     "offboarded": "AccountsOffboarded",
     "kept": "AccountsKept",
 }
+# One per reconciliation that planned and queued its repairs, with the reconciliation's other metrics (dimensions
+# service and stage). The stage's heartbeat alarm (infra/resources.yaml) fires when none has completed for 26 hours:
+# a schedule that stopped, a crash, settings it cannot read.
+RECONCILIATIONS_COMPLETED = "ReconciliationsCompleted"
 
 
 @logger.inject_lambda_context(correlation_id_path="id", clear_state=True)
@@ -232,6 +236,9 @@ def handle_reconcile(event: dict[str, Any], context: Any) -> dict[str, Any]:
     services = get_services()
     run_id = new_run_id()
     logger.append_keys(run_id=run_id)
+    if services.config.stage:
+        # Stages can share an account: each stage's heartbeat alarm watches its own reconciliations only.
+        metrics.add_dimension(name="stage", value=services.config.stage)
     try:
         settings = services.settings()
         fleet = services.fleet(settings)
@@ -256,6 +263,7 @@ def handle_reconcile(event: dict[str, Any], context: Any) -> dict[str, Any]:
     _publish(
         services, reconciliation_notification(plan, "", queued=queued, repair=repair, run_id=run_id, location=location)
     )
+    metrics.add_metric(name=RECONCILIATIONS_COMPLETED, unit=MetricUnit.Count, value=1)
     return {"outcome": "drift" if plan.changes else "in-order", "summary": dict(summary), "queued": queued}
 
 

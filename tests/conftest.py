@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# No test may depend on the machine's speed: no per-example deadline, no "too slow" health check. In CI the
+# examples are derived from each test's source (derandomize), so a run is repeatable; locally they are random,
+# and a failure prints the example and the @reproduce_failure blob that replays it.
+settings.register_profile(
+    "gatehouse",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=os.environ.get("CI") == "true",
+    print_blob=True,
+)
+settings.load_profile("gatehouse")
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_EVENTS = REPO.parent / "shared" / "reference" / "events"
+
+# Sample events in the shapes AWS sends them, kept in the repository so the tests need nothing beside it.
+SHARED_EVENTS = REPO / "tests" / "data" / "events"
 
 
 @pytest.fixture(autouse=True)
@@ -40,6 +56,6 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def load_event(name: str) -> dict[str, Any]:
-    """A sample event from the shared reference (the shapes AWS sends)."""
+    """A sample event from tests/data/events (the shapes AWS sends)."""
     data: dict[str, Any] = json.loads((SHARED_EVENTS / f"{name}.json").read_text())
     return data

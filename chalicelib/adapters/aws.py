@@ -8,7 +8,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib.core.errors import AwsError
 
 # Standard retry mode handles AWS throttling with backoff; adapters only handle what it cannot.
-CLIENT_CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=20)
+# The pool holds a connection per thread of the fleet's parallel reads (16), with room to spare; the default (10)
+# opens and drops extra connections on every call past the tenth.
+CLIENT_CONFIG = Config(
+    retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=20, max_pool_connections=32
+)
 
 
 def error_code(exc: BaseException) -> str:

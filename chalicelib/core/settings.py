@@ -153,6 +153,7 @@ class StageConfig:
     idempotency_table: str
     rules_parameter: str = ""
     work_queue_url: str = ""
+    stage: str = ""  # the deployment stage (GATEHOUSE_STAGE); names the stage's own metrics
 
     @classmethod
     def for_stage(cls, stage: str, region: str, account_id: str = "") -> StageConfig:
@@ -164,6 +165,7 @@ class StageConfig:
             idempotency_table=f"gatehouse-{stage}-idempotency",
             rules_parameter=f"/gatehouse/{stage}/proton-rules",
             work_queue_url="",
+            stage=stage,
         )
 
     @classmethod
@@ -190,4 +192,5 @@ class StageConfig:
             idempotency_table=env["GATEHOUSE_IDEMPOTENCY_TABLE"],
             rules_parameter=env.get("GATEHOUSE_RULES_PARAMETER", ""),
             work_queue_url=env.get("GATEHOUSE_WORK_QUEUE_URL", ""),
+            stage=env.get("GATEHOUSE_STAGE", ""),
         )

@@ -42,6 +42,7 @@ class FleetWorker:
             message = json.loads(body)
             kind = message["kind"]
             run_id = str(message.get("run_id") or message_id)
+            _check_fields(message)
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"message {message_id} is not a Gatehouse work item: {exc}") from None
         try:
@@ -104,12 +105,39 @@ class FleetWorker:
     def _deregister(self, message: dict[str, Any]) -> dict[str, Any]:
         registration_id = str(message["registration_id"])
         aws_account_id = message.get("aws_account_id")
-        owned = self._services.ledger.lookup(str(aws_account_id)) if aws_account_id else None
-        if owned != registration_id:
-            # Ownership is checked again at the moment of deleting: the plan may be hours old.
-            return {"registration_id": registration_id, "outcome": "skipped", "reason": "not owned by Gatehouse"}
+        why_not = self._why_not_deregister(registration_id, aws_account_id)
+        if why_not:
+            return {"registration_id": registration_id, "outcome": "skipped", "reason": why_not}
         orphan = OrphanPlan(
             registration_id, str(message.get("name", "")), aws_account_id, True, str(message.get("reason"))
         )
         self._executor.deregister(orphan)
         return {"registration_id": registration_id, "outcome": "deregistered"}
+
+    def _why_not_deregister(self, registration_id: str, aws_account_id: Any) -> str:
+        """What made it an orphan to delete, checked again at the moment of deleting: the plan may be hours old,
+        and the account may have moved back into scope (and been onboarded) since."""
+        if self._settings.offboarding == "keep":
+            return "settings.offboarding is 'keep'"
+        if not aws_account_id or self._services.ledger.lookup(str(aws_account_id)) != registration_id:
+            return "not owned by Gatehouse"
+        account = self._services.directory.describe(str(aws_account_id))
+        if account is not None and check_scope(account, self._settings).in_scope:
+            return "the account is in scope again"
+        return ""
+
+
+def _check_fields(message: dict[str, Any]) -> None:
+    """A queue message is outside input: check the fields its kind needs before anything is read or written."""
+    from chalicelib.events import ACCOUNT_ID
+
+    if message["kind"] == "account":
+        if not ACCOUNT_ID.match(str(message.get("account_id"))):
+            raise ValueError(f"account_id is {message.get('account_id')!r}, not a 12-digit AWS account ID")
+        registrations = message.get("registrations") or []
+        if not isinstance(registrations, list) or not all(isinstance(item, dict) for item in registrations):
+            raise ValueError("registrations must be a list of Cloudcraft account objects")
+    elif message["kind"] == "deregister" and not (
+        isinstance(message.get("registration_id"), str) and message["registration_id"]
+    ):
+        raise ValueError("registration_id is missing")

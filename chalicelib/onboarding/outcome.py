@@ -51,7 +51,9 @@ HEADLINES = {
 
 
 def outcome_notification(result: AccountOutcome) -> Notification:
-    who = f"{result.account_name} ({result.account_id})" if result.account_name else result.account_id
+    who = result.account_name or result.account_id  # a failed creation has a name but no account ID
+    if result.account_name and result.account_id:
+        who = f"{result.account_name} ({result.account_id})"
     lines = [f"Account {who}: {HEADLINES[result.outcome]}.", "", f"Why: {result.reason}"]
     if result.ou_path:
         lines.append(f"OU: {result.ou_path}")

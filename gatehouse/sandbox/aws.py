@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
+
+from chalicelib.core.clock import Clock
 
 ACCOUNT_IN_ARN = re.compile(r"^arn:aws:iam::(\d{12}):role/(?:.*/)?([\w+=,.@-]+)$")
 StartResponse = Callable[..., Any]
@@ -113,3 +117,45 @@ class MotoSandboxServer:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+# The moto modules whose times mean something in the sandbox: SQS visibility timeouts and delays, IAM creation
+# dates (Cloudcraft's role propagation check), STS credential expiry (Gatehouse's credential cache).
+TIMED_MODULES = ("moto.sqs.models", "moto.iam.models", "moto.sts.models")
+
+
+class MotoOnClock:
+    """Runs moto's SQS, IAM and STS on the sandbox clock, by swapping their time functions while it runs.
+
+    Not covered: SQS long polling (`WaitTimeSeconds` > 0 on an empty queue would wait for virtual time that never
+    passes); the sandbox never long-polls.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._saved: list[tuple[Any, str, Any]] = []
+
+    def start(self) -> None:
+        from moto.core import utils
+
+        def utcnow() -> datetime:
+            return self._clock.now().replace(tzinfo=None)  # moto keeps naive UTC datetimes
+
+        def unix_time(dt: datetime | None = None) -> float:
+            return utils.unix_time(dt or utcnow())
+
+        def unix_time_millis(dt: datetime | None = None) -> float:
+            return unix_time(dt) * 1000.0
+
+        replacements = {"utcnow": utcnow, "unix_time": unix_time, "unix_time_millis": unix_time_millis}
+        for name in TIMED_MODULES:
+            module = importlib.import_module(name)
+            for attribute, replacement in replacements.items():
+                if hasattr(module, attribute):
+                    self._saved.append((module, attribute, getattr(module, attribute)))
+                    setattr(module, attribute, replacement)
+
+    def stop(self) -> None:
+        for module, attribute, original in reversed(self._saved):
+            setattr(module, attribute, original)
+        self._saved.clear()

@@ -591,7 +591,10 @@ def _handler_for(emulator: CloudcraftEmulator) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length > 0 else b""
-            reply = emulator.handle(self.command, self.path, self.headers.get("Authorization"), body)
+            try:
+                reply = emulator.handle(self.command, self.path, self.headers.get("Authorization"), body)
+            except Exception:  # an emulator bug: answer it, so the connection stays usable and the client sees it
+                reply = _Reply(500, {"error": "Internal server error (emulator)"})
             if reply.status == _DISCONNECT:
                 self.close_connection = True
                 return

@@ -144,6 +144,8 @@ def run_demo(*, as_json: bool = False) -> int:
         for note in snapshot["notifications"]:
             lines.append(f"  {note['subject']}")
             lines.append(f"      {json.dumps(note['attributes'], sort_keys=True)}")
+        waited = snapshot["clock"]["elapsed_seconds"]
+        lines += ["", f"Sandbox time: {waited:.1f} s of waits (Retry-After, backoff, Lambda retries), none of it real"]
         print("\n".join(lines))
     return 0
 

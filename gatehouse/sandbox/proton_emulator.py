@@ -8,13 +8,13 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
 
+from chalicelib.core.clock import Clock, VirtualClock
 from gatehouse.sandbox.loopback import LoopbackServer
 
 TARGET_PREFIX = "AwsProton20200720."
@@ -57,12 +57,13 @@ class ProtonEmulator:
 
     `in_use` holds the IDs of connections an environment uses: rejecting one is a ConflictException.
     `fail_next(operation, code)` makes the next calls of an operation fail, for retry and error-path tests.
+    Timestamps come from `clock` (the sandbox's; by default a virtual clock of its own, starting now).
     """
 
-    def __init__(self, region: str = "us-east-1", *, now: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, region: str = "us-east-1", *, clock: Clock | None = None) -> None:
         self.region = region
         self.in_use: set[str] = set()
-        self._now = now or (lambda: datetime.now(UTC))
+        self._now = (clock or VirtualClock()).now
         self._lock = threading.Lock()
         self._connections: dict[str, dict[str, Any]] = {}
         self._calls: list[str] = []
@@ -306,6 +307,10 @@ class _Handler(BaseHTTPRequestHandler):
         except ProtonError as exc:
             self._reply(
                 ERROR_STATUS.get(exc.code, HTTPStatus.BAD_REQUEST), {"__type": exc.code, "message": exc.message}
+            )
+        except Exception:  # an emulator bug: answer it, so the connection stays usable and the client sees it
+            self._reply(
+                HTTPStatus.INTERNAL_SERVER_ERROR, {"__type": "InternalServerException", "message": "emulator error"}
             )
 
     def do_GET(self) -> None:

@@ -9,20 +9,21 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import secrets
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import requests
 
-from chalicelib.core.clock import ScaledClock
+from chalicelib.core.clock import VirtualClock
 
 MANAGEMENT_ACCOUNT_ID = "123456789012"  # moto's default account plays the management account
 REGION = "us-east-1"
@@ -46,6 +47,10 @@ def generated_accounts(count: int) -> list[dict[str, Any]]:
     """`count` accounts spread over a few OUs, for trying plan/apply at Organization scale."""
     ous = ("Workloads/Prod", "Workloads/Dev", "Workloads/Dev/Data", "Sandbox", "")
     return [{"id": f"{100000000000 + i}", "name": f"account-{i:04d}", "ou": ous[i % len(ous)]} for i in range(count)]
+
+
+SANDBOX_OPTIONS = ("eventbridge_retries", "start", "seed")
+LAMBDA_RETRY_WAIT = 300.0  # real seconds a retry waits for the invocations it follows: a hang guard only
 
 
 class SandboxError(Exception):
@@ -81,18 +86,28 @@ class Delivery:
 
 
 class Sandbox:
-    """Use as a context manager; `deliver()` events, then `snapshot()` the resulting state."""
+    """Use as a context manager; `deliver()` events, then `snapshot()` the resulting state.
 
-    def __init__(self, state: dict[str, Any] | None = None, *, time_scale: float | None = None) -> None:
+    Sandbox time is virtual (`self.clock`, a VirtualClock shared by the handlers, the emulators and moto's SQS,
+    IAM and STS): waits (Retry-After, rate-limit windows, backoff, Lambda's retry delays) move it at once, real
+    time never does, and backoff jitter comes from a seeded generator; so a run takes the same sandbox time and
+    gives the same results however busy the machine is.
+    """
+
+    def __init__(self, state: dict[str, Any] | None = None) -> None:
         self.state = state or {}
-        sandbox_cfg = self.state.get("sandbox") or {}
-        self.clock = ScaledClock(float(time_scale or sandbox_cfg.get("time_scale", 1000.0)))
-        self.eventbridge_retries = int(sandbox_cfg.get("eventbridge_retries", 2))
+        sandbox_cfg = _sandbox_options(self.state.get("sandbox"))
+        self.clock = VirtualClock(sandbox_cfg["start"])
+        self.rng = random.Random(sandbox_cfg["seed"])  # noqa: S311 - backoff jitter, reproducible on purpose
+        self.eventbridge_retries = sandbox_cfg["eventbridge_retries"]
         self.api_key = "cc-sandbox-" + secrets.token_hex(16)
         self.deliveries: list[Delivery] = []
         self.errors: list[dict[str, str]] = []
         self._saved_env: dict[str, str | None] = {}
         self._stack: list[Any] = []
+        self._invocations = threading.Condition()
+        self._running: set[int] = set()  # handler invocations under way (ids from _next_invocation)
+        self._next_invocation = 0
 
     # --- lifecycle ---------------------------------------------------------------------------------------
     def __enter__(self) -> Sandbox:
@@ -118,7 +133,7 @@ class Sandbox:
         self._saved_env.clear()
 
     def _start(self) -> None:
-        from gatehouse.sandbox.aws import MotoSandboxServer
+        from gatehouse.sandbox.aws import MotoOnClock, MotoSandboxServer
         from gatehouse.sandbox.cloudcraft_emulator import CloudcraftEmulator
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
@@ -127,7 +142,10 @@ class Sandbox:
         self.moto = MotoSandboxServer(MANAGEMENT_ACCOUNT_ID)
         self.aws_endpoint = self.moto.start()
         self._stack.append(self.moto)
-        requests.post(f"{self.aws_endpoint}/moto-api/reset", timeout=10).raise_for_status()
+        requests.post(f"{self.aws_endpoint}/moto-api/reset", timeout=60).raise_for_status()
+        moto_time = MotoOnClock(self.clock)
+        moto_time.start()
+        self._stack.append(moto_time)
 
         cc_state = self.state.get("cloudcraft") or {}
         limit = cc_state.get("rate_limit") or {}
@@ -169,7 +187,7 @@ class Sandbox:
         from chalicelib.container import Services, set_services
         from chalicelib.core.settings import StageConfig
 
-        set_services(Services(StageConfig.from_environment(), clock=self.clock))
+        set_services(Services(StageConfig.from_environment(), clock=self.clock, rng=self.rng))
         self._route_logs()
 
     def _route_logs(self) -> None:
@@ -187,7 +205,7 @@ class Sandbox:
             from gatehouse.sandbox.proton_emulator import ProtonEmulator
         except ImportError:  # the approvals feature is optional in a partial checkout
             return None
-        emulator = ProtonEmulator(region=REGION)
+        emulator = ProtonEmulator(region=REGION, clock=self.clock)
         self.proton_url = emulator.start()
         self._stack.append(emulator)
         return emulator
@@ -218,9 +236,10 @@ class Sandbox:
         self.client("secretsmanager").create_secret(Name=SECRET_NAME, SecretString=self.api_key)
         self.client("sns").create_topic(Name=TOPIC_NAME)
         self.queue_url = self.client("sqs").create_queue(
-            # Short, so a failed work item comes back quickly in tests; Retry-After deferrals set their own.
+            # In sandbox time, like everything in moto's SQS: longer than any batch takes, as in the deployment
+            # (6 x the worker's timeout); Retry-After deferrals set their own.
             QueueName=QUEUE_NAME,
-            Attributes={"VisibilityTimeout": "2"},
+            Attributes={"VisibilityTimeout": str(int(QUEUE_VISIBILITY_TIMEOUT))},
         )["QueueUrl"]
         os.environ["GATEHOUSE_WORK_QUEUE_URL"] = self.queue_url
         self.client("dynamodb").create_table(
@@ -344,7 +363,7 @@ class Sandbox:
         }
         iam = iam_backends[account_id]["global"]
         name = role.get("name", "cloudcraft")
-        iam.create_role(
+        created = iam.create_role(
             role_name=name,
             assume_role_policy_document=json.dumps(trust),
             path="/",
@@ -353,6 +372,8 @@ class Sandbox:
             tags=[{"Key": k, "Value": v} for k, v in role.get("tags", {"gatehouse:managed": "true"}).items()],
             max_session_duration=str(role.get("max_session", 3600)),
         )
+        # It existed before the sandbox started: long propagated.
+        created.create_date = (self.clock.start - SEEDED_ROLE_AGE).replace(tzinfo=None)
         for arn in role.get("managed_policies", ["arn:aws:iam::aws:policy/ReadOnlyAccess"]):
             iam.attach_role_policy(arn, name)
         for policy_name, document in (role.get("inline_policies") or {}).items():
@@ -392,8 +413,9 @@ class Sandbox:
         )
         if not trusted:
             return False
-        age_real = time.time() - role.create_date.timestamp()
-        return age_real * self.clock.factor >= self.propagation_seconds
+        created = role.create_date  # sandbox time: moto's IAM runs on the sandbox clock (naive UTC)
+        age = self.clock.now() - (created.replace(tzinfo=UTC) if created.tzinfo is None else created)
+        return age.total_seconds() >= self.propagation_seconds
 
     # --- delivery ----------------------------------------------------------------------------------------
     def routes(self) -> list[tuple[str, dict[str, Any]]]:
@@ -427,12 +449,14 @@ class Sandbox:
         for attempt in range(1, self.eventbridge_retries + 2):
             delivery.attempts = attempt
             try:
-                with _stdout_to_stderr():
+                with _stdout_to_stderr(), self._invocation() as others:
                     delivery.result = handler(event, FakeLambdaContext())
                 delivery.error = None
             except Exception as exc:
                 delivery.error = f"{type(exc).__name__}: {exc}"
-                self.clock.sleep(60 * attempt)  # Lambda retries a failed async invocation after ~1, then ~2 min
+                if attempt <= self.eventbridge_retries:
+                    self._wait_for(others)
+                    self.clock.sleep(60 * attempt)  # Lambda retries a failed async invocation after ~1, then ~2 min
                 continue
             break
         if delivery.error:
@@ -446,6 +470,28 @@ class Sandbox:
             self.errors.append({"source": source, "message": f"{outcome}: {reason}"})
         return delivery
 
+    @contextmanager
+    def _invocation(self) -> Iterator[set[int]]:
+        """Marks a handler invocation as under way; yields the others under way when it ends (filled in then)."""
+        others: set[int] = set()
+        with self._invocations:
+            me = self._next_invocation
+            self._next_invocation += 1
+            self._running.add(me)
+        try:
+            yield others
+        finally:
+            with self._invocations:
+                self._running.discard(me)
+                others.update(self._running)
+                self._invocations.notify_all()
+
+    def _wait_for(self, invocations: set[int]) -> None:
+        """A retry comes a minute or more after the failure, when the invocations under way then (concurrent
+        deliveries) have long finished: wait for them in real time, so the retry sees what they did."""
+        with self._invocations:
+            self._invocations.wait_for(lambda: not invocations & self._running, timeout=LAMBDA_RETRY_WAIT)
+
     def new_container(self) -> None:
         """Start the next invocation cold, as in a new Lambda container: no cached settings, secret, clients or
         credentials. (Otherwise every handler shares one warm container, which Lambda never does across
@@ -456,7 +502,7 @@ class Sandbox:
         from chalicelib.core.settings import StageConfig
 
         parameters.clear_caches()  # type: ignore[no-untyped-call]
-        set_services(Services(StageConfig.from_environment(), clock=self.clock))
+        set_services(Services(StageConfig.from_environment(), clock=self.clock, rng=self.rng))
 
     def invoke(self, handler_name: str, event: dict[str, Any]) -> Any:
         """Call one of the app's handlers directly, as a schedule or an event source mapping would."""
@@ -574,6 +620,8 @@ class Sandbox:
                 for d in self.deliveries
             ],
             "errors": self.errors,
+            # Sandbox time: where the clock started, and how far waits (never real time) have moved it since.
+            "clock": {"start": self.clock.start.isoformat(), "elapsed_seconds": self.clock.monotonic()},
         }
         if self.proton is not None:
             snapshot["proton"] = {
@@ -599,6 +647,43 @@ class Sandbox:
             }
             for outcome in outcomes
         ]
+
+
+QUEUE_VISIBILITY_TIMEOUT = 300.0  # seconds of sandbox time
+SEEDED_ROLE_AGE = timedelta(days=1)  # how long before the sandbox's start a seeded role was created
+
+
+def _sandbox_options(raw: Any) -> dict[str, Any]:
+    """The STATE document's `sandbox` part: eventbridge_retries, start (ISO 8601) and seed, checked."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise SandboxError("sandbox must be an object: {eventbridge_retries, start, seed}")
+    if "time_scale" in raw:
+        raise SandboxError(
+            "sandbox.time_scale is gone: sandbox time is virtual (waits pass at once, real time never counts); "
+            "remove it, or pin the clock with sandbox.start"
+        )
+    unknown = set(raw) - set(SANDBOX_OPTIONS)
+    if unknown:
+        raise SandboxError(f"unknown sandbox options {sorted(unknown)}; known: {list(SANDBOX_OPTIONS)}")
+    retries = raw.get("eventbridge_retries", 2)
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 185:
+        raise SandboxError("sandbox.eventbridge_retries must be a whole number from 0 to 185 (EventBridge's maximum)")
+    start = raw.get("start")
+    if start is not None:
+        try:
+            start = datetime.fromisoformat(str(start).replace("Z", "+00:00"))
+        except ValueError:
+            start = None
+        if start is None or start.tzinfo is None:
+            raise SandboxError(
+                f"sandbox.start must be an ISO 8601 time with a zone, like 2026-11-23T09:00:00Z (got {raw['start']!r})"
+            )
+    seed = raw.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise SandboxError(f"sandbox.seed must be a whole number (got {seed!r})")
+    return {"eventbridge_retries": retries, "start": start, "seed": seed}
 
 
 def _sqs_record(message: dict[str, Any], queue_url: str) -> dict[str, Any]:

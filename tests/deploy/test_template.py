@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from chalicelib.core.observability import metrics
 from chalicelib.core.settings import parse_settings
+from chalicelib.handlers import RECONCILIATIONS_COMPLETED
 from tests.deploy.support import (
     FORWARDER_TEMPLATE,
     MERGE_TEMPLATE,
@@ -36,7 +38,11 @@ RESOURCE_ENVIRONMENT = {  # the variables that must come from the template, not 
     "GATEHOUSE_SETTINGS_PARAMETER": {"Ref": "SettingsParameter"},
     "GATEHOUSE_RULES_PARAMETER": {"Ref": "RulesParameter"},
     "GATEHOUSE_API_KEY_SECRET": {"Fn::Sub": "gatehouse/${Stage}/cloudcraft-api-key"},
+    "GATEHOUSE_STAGE": {"Ref": "Stage"},
 }
+ALARM_TOPIC = {"Ref": "AlarmTopic"}
+WORKER_SCALING = {"MaximumConcurrency": 2}  # SQS's least; see infra/resources.yaml and README.md, Reliability
+HEARTBEAT_WINDOW = 26 * 3600  # the daily reconciliation plus two hours
 DEFAULT_RULES = {"version": 1, "mode": "shadow", "default_action": "hold", "rules": []}
 
 
@@ -82,6 +88,8 @@ def overlay_snippet(function: str, kind: str) -> str:
             '            Queue: !Sub "${WorkQueue.Arn}"',
             "            FunctionResponseTypes:",
             "              - ReportBatchItemFailures",
+            "            ScalingConfig:",
+            f"              MaximumConcurrency: {WORKER_SCALING['MaximumConcurrency']}",
         ]
     else:
         lines += [
@@ -130,9 +138,72 @@ def overlay_problems(function: str, kind: str, resources: dict[str, Any]) -> lis
             problems.append(f"it does not consume the stage's work queue: {event_properties.get('Queue')}")
         if event_properties.get("FunctionResponseTypes") != ["ReportBatchItemFailures"]:
             problems.append("partial batch responses are off: a batch with one failure would be deleted whole")
+        if event_properties.get("ScalingConfig") != WORKER_SCALING:
+            problems.append(f"its event source does not cap concurrency with ScalingConfig {WORKER_SCALING}")
+        if "ReservedConcurrentExecutions" in properties:
+            problems.append("it has reserved concurrency: throttled batches would reach the DLQ without running")
     else:
         problems.append(f"no overlay rule for a {kind} function: extend infra/resources.yaml and this test")
     return problems
+
+
+def alarms(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every CloudWatch alarm's properties, by logical ID."""
+    return {
+        name: resource["Properties"]
+        for name, resource in resources.items()
+        if resource.get("Type") == "AWS::CloudWatch::Alarm"
+    }
+
+
+def alarms_on(resources: dict[str, Any], namespace: str, metric: str, **dimensions: Any) -> list[dict[str, Any]]:
+    """The alarms watching `metric` in `namespace` with exactly these dimensions."""
+    return [
+        properties
+        for properties in alarms(resources).values()
+        if (properties.get("Namespace"), properties.get("MetricName")) == (namespace, metric)
+        and {d["Name"]: d["Value"] for d in properties.get("Dimensions") or []} == dimensions
+    ]
+
+
+def any_increase_alarm_problems(found: list[dict[str, Any]], what: str) -> list[str]:
+    """An alarm that fires on the first occurrence: exactly one, Sum or Maximum > 0."""
+    if len(found) != 1:
+        return [f"{len(found)} alarms on {what}, not one"]
+    [alarm] = found
+    problems = []
+    if (alarm.get("ComparisonOperator"), alarm.get("Threshold")) != ("GreaterThanThreshold", 0):
+        problems.append(f"the alarm on {what} does not fire on the first one")
+    if alarm.get("Statistic") not in ("Sum", "Maximum"):
+        problems.append(f"the alarm on {what} uses {alarm.get('Statistic')}, which can hide a single occurrence")
+    if alarm.get("TreatMissingData") != "notBreaching":
+        problems.append(f"the alarm on {what} does not read missing data (nothing happened) as all is well")
+    return problems
+
+
+def function_alarm_problems(function: str, resources: dict[str, Any]) -> list[str]:
+    name = {"Ref": cfn_name(function)}
+    return [
+        problem
+        for metric in ("Errors", "Throttles")
+        for problem in any_increase_alarm_problems(
+            alarms_on(resources, "AWS/Lambda", metric, FunctionName=name), f"{function}'s {metric}"
+        )
+    ]
+
+
+def dead_letter_queues(resources: dict[str, Any]) -> set[str]:
+    """Every queue the template sends failures to: redrive targets, function and rule dead-letter configs."""
+    targets: list[Any] = []
+    for resource in resources.values():
+        properties = resource.get("Properties") or {}
+        targets.append((properties.get("RedrivePolicy") or {}).get("deadLetterTargetArn"))
+        targets.append((properties.get("DeadLetterQueue") or {}).get("TargetArn"))
+        for event in (properties.get("Events") or {}).values():
+            targets.append(((event.get("Properties") or {}).get("DeadLetterConfig") or {}).get("Arn"))
+        for target in properties.get("Targets") or []:  # a plain EventBridge rule
+            targets.append((target.get("DeadLetterConfig") or {}).get("Arn"))
+    return {target["Fn::GetAtt"][0] for target in targets if isinstance(target, dict) and "Fn::GetAtt" in target}
 
 
 # --- the merge template ------------------------------------------------------------------------------------
@@ -162,6 +233,7 @@ def test_idempotency_table_has_the_powertools_layout_and_is_kept() -> None:
     assert properties["AttributeDefinitions"] == [{"AttributeName": "id", "AttributeType": "S"}]
     assert properties["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
 
 
 def test_parameters_start_with_safe_defaults_the_app_accepts() -> None:
@@ -244,12 +316,129 @@ def test_outputs_name_everything_an_operator_touches() -> None:
         "SettingsParameterName",
         "RulesParameterName",
         "ApiKeySecretName",
+        "AlarmTopicArn",
+        "WorkDeadLetterQueueArn",
+        "EventsDeadLetterQueueArn",
     } <= set(outputs)
+    assert outputs["AlarmTopicArn"]["Value"] == ALARM_TOPIC
+    for queue in ("WorkDeadLetterQueue", "EventsDeadLetterQueue"):
+        assert outputs[f"{queue}Url"]["Value"] == {"Ref": queue}
+        assert outputs[f"{queue}Arn"]["Value"] == {"Fn::GetAtt": [queue, "Arn"]}
+
+
+# --- alarms -------------------------------------------------------------------------------------------------
+def test_every_alarm_tells_the_alarm_topic_when_it_fires_and_clears_and_names_its_stage() -> None:
+    found = alarms(merge_template()["Resources"])
+    names = [properties["AlarmName"]["Fn::Sub"] for properties in found.values()]
+
+    assert len(found) >= 2 * len(FUNCTIONS) + 4
+    for name, properties in found.items():
+        assert properties["AlarmActions"] == [ALARM_TOPIC], name
+        assert properties["OKActions"] == [ALARM_TOPIC], name
+        assert properties["AlarmName"]["Fn::Sub"].startswith("gatehouse-${Stage}-"), name
+        assert "README.md, Reliability" in properties["AlarmDescription"], name
+    assert len(set(names)) == len(names), names
+
+
+def test_every_alarm_evaluates_a_range_cloudwatch_accepts() -> None:
+    """PutMetricAlarm: Period x EvaluationPeriods at most 1 day, or 7 days when Period is an hour or more."""
+    for name, properties in alarms(merge_template()["Resources"]).items():
+        period, periods = properties["Period"], properties["EvaluationPeriods"]
+        limit = 7 * 86400 if period >= 3600 else 86400
+
+        assert period % 60 == 0, name
+        assert period * periods <= limit, (name, period, periods)
+        assert 1 <= properties.get("DatapointsToAlarm", periods) <= periods, name
+
+
+def test_the_alarm_topic_is_its_own_and_not_filtered_ops_topic() -> None:
+    """Alarm notifications carry no message attributes: an OpsTopic filter policy would drop them all."""
+    topic = merge_template()["Resources"]["AlarmTopic"]
+
+    assert topic["Type"] == "AWS::SNS::Topic"
+    assert topic["Properties"]["TopicName"] == {"Fn::Sub": "gatehouse-${Stage}-alarms"}
+    assert "KmsMasterKeyId" not in topic["Properties"], "CloudWatch cannot publish to a topic under aws/sns"
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_function_has_an_errors_and_a_throttles_alarm(function: str) -> None:
+    assert function_alarm_problems(function, merge_template()["Resources"]) == []
+
+
+def test_every_dead_letter_queue_has_a_depth_alarm() -> None:
+    resources = merge_template()["Resources"]
+    queues = dead_letter_queues(resources)
+
+    assert queues == {"EventsDeadLetterQueue", "WorkDeadLetterQueue"}
+    for queue in sorted(queues):
+        depth = alarms_on(
+            resources, "AWS/SQS", "ApproximateNumberOfMessagesVisible", QueueName={"Fn::GetAtt": [queue, "QueueName"]}
+        )
+        assert any_increase_alarm_problems(depth, f"{queue}'s depth") == []
+
+
+def test_work_queue_age_alarm_lets_every_retry_run_and_fires_before_messages_expire() -> None:
+    resources = merge_template()["Resources"]
+    queue = resources["WorkQueue"]["Properties"]
+    [age] = alarms_on(
+        resources, "AWS/SQS", "ApproximateAgeOfOldestMessage", QueueName={"Fn::GetAtt": ["WorkQueue", "QueueName"]}
+    )
+    retries = queue["RedrivePolicy"]["maxReceiveCount"] * queue["VisibilityTimeout"]
+
+    assert age["ComparisonOperator"] == "GreaterThanThreshold"
+    assert age["Statistic"] == "Maximum"
+    assert retries < age["Threshold"] < queue["MessageRetentionPeriod"] - age["Period"] * age["EvaluationPeriods"]
+
+
+def test_reconciliation_heartbeat_alarm_fires_after_26_hours_without_a_completion() -> None:
+    resources = merge_template()["Resources"]
+    [heartbeat] = alarms_on(
+        resources,
+        metrics.namespace,
+        RECONCILIATIONS_COMPLETED,
+        service=metrics.service,
+        stage={"Ref": "Stage"},
+    )
+
+    assert heartbeat["Statistic"] == "Sum"
+    assert (heartbeat["ComparisonOperator"], heartbeat["Threshold"]) == ("LessThanThreshold", 1)
+    assert heartbeat["TreatMissingData"] == "breaching"  # no reconciliation at all is the failure to catch
+    assert heartbeat["Period"] * heartbeat["EvaluationPeriods"] == HEARTBEAT_WINDOW
+    assert heartbeat.get("DatapointsToAlarm", heartbeat["EvaluationPeriods"]) == heartbeat["EvaluationPeriods"]
+
+
+def test_worker_concurrency_is_capped_by_its_event_source_not_reserved_concurrency() -> None:
+    functions = chalice_config()["lambda_functions"]
+    workers = [function for function, kind in app_functions().items() if kind == "sqs"]
+
+    assert workers
+    for worker in workers:
+        assert "reserved_concurrency" not in functions[worker], (
+            f"{worker}: Lambda's SQS poller ignores reserved concurrency; throttled batches count as receives "
+            "and reach the DLQ without running. Cap it with the event source's ScalingConfig instead."
+        )
+        event = merge_template()["Resources"][cfn_name(worker)]["Properties"]["Events"][event_name(worker, "sqs")]
+        assert event["Properties"]["ScalingConfig"] == WORKER_SCALING
 
 
 # --- the us-east-1 forwarder ------------------------------------------------------------------------------
 def test_forwarder_template_passes_cfn_lint() -> None:
     assert cfn_lint(FORWARDER_TEMPLATE) == []
+
+
+def test_forwarder_dead_letter_queue_has_a_depth_alarm_on_a_topic_in_its_region() -> None:
+    resources = load_template(FORWARDER_TEMPLATE)["Resources"]
+    topic = {"Ref": "ForwarderAlarmTopic"}
+    [queue] = dead_letter_queues(resources)
+    depth = alarms_on(
+        resources, "AWS/SQS", "ApproximateNumberOfMessagesVisible", QueueName={"Fn::GetAtt": [queue, "QueueName"]}
+    )
+
+    assert any_increase_alarm_problems(depth, f"{queue}'s depth") == []
+    assert resources["ForwarderAlarmTopic"]["Type"] == "AWS::SNS::Topic"
+    for name, properties in alarms(resources).items():
+        assert (properties["AlarmActions"], properties["OKActions"]) == ([topic], [topic]), name
+        assert properties["AlarmName"]["Fn::Sub"].startswith("gatehouse-${Stage}-"), name
 
 
 def test_forwarder_puts_events_on_the_target_regions_default_bus_only() -> None:
@@ -338,3 +527,23 @@ def test_deployment_zip_holds_the_app_and_its_requirements_not_the_sandbox(packa
     assert chalicelib <= set(names), sorted(chalicelib - set(names))
     assert not top & {"gatehouse", "tests", "infra", "scripts", "benchmarks", "docs", ".chalice", "moto"}, top
     assert {"aws_lambda_powertools", "pydantic", "requests"} <= top
+
+
+@pytest.mark.infra
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_packaged_function_has_its_alarms(function: str, packaged_template: dict[str, Any]) -> None:
+    assert function_resources(packaged_template)[cfn_name(function)]["Properties"]["FunctionName"]
+    assert function_alarm_problems(function, packaged_template["Resources"]) == []
+
+
+@pytest.mark.infra
+def test_packaged_worker_takes_batches_of_five_at_most_two_at_a_time(packaged_template: dict[str, Any]) -> None:
+    """The numbers the queue's visibility timeout and the README are worked out from."""
+    [worker] = [function for function, kind in app_functions().items() if kind == "sqs"]
+    properties = function_resources(packaged_template)[cfn_name(worker)]["Properties"]
+    event = properties["Events"][event_name(worker, "sqs")]["Properties"]
+    queue = packaged_template["Resources"]["WorkQueue"]["Properties"]
+
+    assert "ReservedConcurrentExecutions" not in properties
+    assert (event["BatchSize"], event["ScalingConfig"]) == (5, WORKER_SCALING)
+    assert queue["VisibilityTimeout"] >= 6 * properties["Timeout"]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from gatehouse.sandbox import samples
-from gatehouse.sandbox.world import Sandbox, generated_accounts
+from gatehouse.sandbox.world import QUEUE_VISIBILITY_TIMEOUT, Sandbox, generated_accounts
 
 ROLE = "arn:aws:iam::{}:role/cloudcraft"
 
@@ -55,8 +54,10 @@ def test_worker_partial_failure_retries_only_the_failed_items() -> None:
         assert queue_depth(world) == 1  # the four others were deleted
         assert len(world.cloudcraft.accounts()) == 4
 
-        time.sleep(2.5)  # the sandbox queue's visibility timeout: the failed item comes back, alone
-        retried = world.client("sqs").receive_message(QueueUrl=world.queue_url, VisibilityTimeout=0)["Messages"]
+        sqs = world.client("sqs")
+        assert sqs.receive_message(QueueUrl=world.queue_url).get("Messages", []) == []  # invisible for now
+        world.clock.advance(QUEUE_VISIBILITY_TIMEOUT)  # the queue's visibility timeout: the failed item is back, alone
+        retried = sqs.receive_message(QueueUrl=world.queue_url, VisibilityTimeout=0)["Messages"]
         assert [m["MessageId"] for m in retried] == [failures[0]["itemIdentifier"]]
         assert world.drain_queue() == [{"batchItemFailures": []}]
         assert len(world.cloudcraft.accounts()) == 5

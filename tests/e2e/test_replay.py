@@ -130,17 +130,21 @@ def test_invalid_settings_write_nothing_and_notify(capsys: pytest.CaptureFixture
     assert "cloudcraft_role_nme" in note["message"]
 
 
+START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # the sandbox clock's start, pinned: ages are exact
+
+
 def fresh(event_file: Path, tmp_path: Path, **age: float) -> str:
-    """The sample event, re-dated to `age` ago (the handler gives up on accounts refusing for too long)."""
+    """The sample event, re-dated to `age` before the sandbox starts (the handler gives up on accounts refusing
+    for too long)."""
     event = json.loads(event_file.read_text())
-    when = (datetime.now(UTC) - timedelta(**age)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    when = (START - timedelta(**age)).strftime("%Y-%m-%dT%H:%M:%SZ")
     event["time"] = event["detail"]["eventTime"] = when
     return write(tmp_path, "fresh.json", event)
 
 
 REFUSING = {
     "organization": {"accounts": [{"id": "222222222222", "name": "data-platform", "refuse_assume_role": 8}]},
-    "sandbox": {"eventbridge_retries": 1},
+    "sandbox": {"eventbridge_retries": 1, "start": START.isoformat()},
 }
 
 
@@ -192,13 +196,14 @@ def test_concurrent_duplicate_deliveries_give_one_role_and_one_registration() ->
     from gatehouse.sandbox.world import Sandbox
 
     event = samples.create_account_result("222222222222")
-    # A slower sandbox clock, so Lambda's retry delays (1 and 2 minutes) outlast the first delivery's work.
-    with Sandbox({"sandbox": {"time_scale": 50}}) as world:
+    # A retry comes after Lambda's delay (1, then 2 minutes), by when the invocation it collided with has ended.
+    with Sandbox() as world:
         threads = [threading.Thread(target=world.deliver, args=(event,)) for _ in range(3)]
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(60)
+            thread.join(timeout=300)  # a hang guard
+            assert not thread.is_alive()
         # The two that found the first still running raised (as Lambda would), were retried, and got its result.
         assert [d.result["outcome"] for d in world.deliveries] == ["onboarded"] * 3
         assert len(world.roles()) == 1

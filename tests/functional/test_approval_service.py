@@ -119,7 +119,8 @@ def world() -> Iterator[World]:
             endpoint_url=emulator.endpoint_url,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
-            config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
+            # A connection per racing thread (the race tests run up to 62): none opened and dropped per call.
+            config=Config(retries={"total_max_attempts": 1, "mode": "standard"}, max_pool_connections=64),
         )
         ruleset = parse_ruleset(json.dumps(RULES))
         yield World(emulator, ProtonGateway(client), MemoryNotifier(), InMemoryOnceGuard(), [ruleset])
@@ -228,13 +229,16 @@ def test_deciding_a_still_pending_connection_again_does_not_call_twice(world: Wo
     assert "Gatehouse will not retry it" in note.text
 
 
+HANG_GUARD = 120.0  # seconds: only a hung test waits this long
+
+
 class BarrierGateway:
     """Holds every caller of `get` until `parties` have read the connection: both see PENDING, then race."""
 
     def __init__(self, inner: ProtonGateway, parties: int) -> None:
         self.inner = inner
         self.kind = inner.kind
-        self.barrier = threading.Barrier(parties, timeout=10)
+        self.barrier = threading.Barrier(parties, timeout=HANG_GUARD)
 
     def get(self, connection_id: str) -> Connection:
         found = self.inner.get(connection_id)
@@ -265,7 +269,8 @@ def run_threads(*targets: Callable[[], Any]) -> list[Any]:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=20)
+        thread.join(timeout=HANG_GUARD)
+        assert not thread.is_alive(), f"{thread.name} still running after {HANG_GUARD} s"
     assert not errors, errors
     return results
 

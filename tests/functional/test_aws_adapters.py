@@ -14,11 +14,12 @@ from moto import mock_aws
 from chalicelib.adapters.idempotency import DynamoOnceGuard
 from chalicelib.adapters.sns import SnsNotifier
 from chalicelib.container import Services
-from chalicelib.core.clock import FakeClock
 from chalicelib.core.errors import ConfigurationError
 from chalicelib.core.notifications import Notification
 from chalicelib.core.settings import StageConfig
+from tests.clocks import RecordingClock
 
+HANG_GUARD = 120.0  # seconds: only a hung test waits this long
 CONFIG = StageConfig(
     settings_parameter="/gatehouse/test/settings",
     api_key_secret="gatehouse/test/cloudcraft-api-key",
@@ -35,7 +36,7 @@ def aws() -> Iterator[None]:
 
 
 def services() -> Services:
-    return Services(CONFIG, clock=FakeClock(), session=boto3.session.Session(region_name="us-east-1"))
+    return Services(CONFIG, clock=RecordingClock(), session=boto3.session.Session(region_name="us-east-1"))
 
 
 def put_settings(value: str) -> None:
@@ -135,7 +136,7 @@ def test_do_once_guard_runs_concurrent_duplicates_once(aws: None) -> None:
     def job() -> dict[str, Any]:
         runs.append(1)
         started.set()
-        release.wait(5)
+        assert release.wait(HANG_GUARD)
         return {"outcome": "onboarded"}
 
     results: list[Any] = []
@@ -148,14 +149,16 @@ def test_do_once_guard_runs_concurrent_duplicates_once(aws: None) -> None:
 
     first = threading.Thread(target=deliver)
     first.start()
-    started.wait(5)
+    assert started.wait(HANG_GUARD)
     duplicates = [threading.Thread(target=deliver) for _ in range(2)]
     for thread in duplicates:
         thread.start()
-    for thread in duplicates:
-        thread.join(5)
+    for thread in duplicates:  # both meet the first still running, however long they take
+        thread.join(HANG_GUARD)
+        assert not thread.is_alive()
     release.set()
-    first.join(5)
+    first.join(HANG_GUARD)
+    assert not first.is_alive()
     assert runs == [1]
     assert sorted(map(str, results)) == sorted(
         ["IdempotencyAlreadyInProgressError", "IdempotencyAlreadyInProgressError", str({"outcome": "onboarded"})]

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import requests
 
-from chalicelib.core.clock import FakeClock
 from gatehouse.sandbox.cloudcraft_emulator import CloudcraftEmulator
+from tests.clocks import RecordingClock
 
 KEY = "cc-emu-" + "Rt5Yu8" * 5
 ROLE_ARN = "arn:aws:iam::123456789012:role/cloudcraft"
@@ -30,12 +30,12 @@ class Api:
     def call(self, method: str, path: str, body: Any = None, *, key: str | None = None) -> requests.Response:
         token = key or self.key
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return self.session.request(method, self.url + path, json=body, headers=headers, timeout=5)
+        return self.session.request(method, self.url + path, json=body, headers=headers, timeout=60)  # a hang guard
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> RecordingClock:
+    return RecordingClock()
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def verified() -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def emulator(clock: FakeClock, verified: list[tuple[str, str]]) -> Iterator[CloudcraftEmulator]:
+def emulator(clock: RecordingClock, verified: list[tuple[str, str]]) -> Iterator[CloudcraftEmulator]:
     def verifier(role_arn: str, external_id: str) -> bool:
         verified.append((role_arn, external_id))
         return "unassumable" not in role_arn
@@ -61,7 +61,7 @@ def api(emulator: CloudcraftEmulator) -> Iterator[Api]:
     client.session.close()
 
 
-def test_start_listens_on_loopback_on_a_random_port(clock: FakeClock) -> None:
+def test_start_listens_on_loopback_on_a_random_port(clock: RecordingClock) -> None:
     with CloudcraftEmulator(KEY, clock=clock) as one, CloudcraftEmulator(KEY, clock=clock) as two:
         assert one.url is not None
         assert two.url is not None
@@ -83,7 +83,7 @@ def test_a_missing_or_wrong_key_gets_401_with_an_error_object(api: Api, key: str
 
 
 def test_post_creates_an_account_with_server_fields(
-    api: Api, emulator: CloudcraftEmulator, clock: FakeClock, verified: list[tuple[str, str]]
+    api: Api, emulator: CloudcraftEmulator, clock: RecordingClock, verified: list[tuple[str, str]]
 ) -> None:
     clock.advance(90)
 
@@ -126,7 +126,7 @@ def test_invalid_posts_get_400_and_create_nothing(
 
 
 def test_put_replaces_the_object_and_verifies_only_a_changed_role(
-    api: Api, emulator: CloudcraftEmulator, clock: FakeClock, verified: list[tuple[str, str]]
+    api: Api, emulator: CloudcraftEmulator, clock: RecordingClock, verified: list[tuple[str, str]]
 ) -> None:
     seeded = emulator.seed_account("old", ROLE_ARN, read_access=["team/a"])
     clock.advance(10)
@@ -196,7 +196,7 @@ def test_team_is_a_bare_array(api: Api) -> None:
 
 
 def test_the_rate_limit_answers_429_with_a_computed_retry_after_and_does_not_process(
-    api: Api, emulator: CloudcraftEmulator, clock: FakeClock
+    api: Api, emulator: CloudcraftEmulator, clock: RecordingClock
 ) -> None:
     for _ in range(20):
         assert api.call("GET", "/team").status_code == 200
@@ -213,7 +213,7 @@ def test_the_rate_limit_answers_429_with_a_computed_retry_after_and_does_not_pro
     assert api.call("POST", "/aws/account", {"name": "x", "roleArn": ROLE_ARN}).status_code == 201
 
 
-def test_the_rate_limit_is_per_key_and_can_be_switched_off(clock: FakeClock) -> None:
+def test_the_rate_limit_is_per_key_and_can_be_switched_off(clock: RecordingClock) -> None:
     with CloudcraftEmulator(KEY, clock=clock, rate_limit=None) as emulator:
         assert emulator.url is not None
         api = Api(emulator.url)

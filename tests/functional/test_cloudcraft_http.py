@@ -1,9 +1,11 @@
-"""The Cloudcraft client over real HTTP against the loopback emulator; one FakeClock counts every wait."""
+"""The Cloudcraft client over real HTTP against the loopback emulator; one RecordingClock counts every wait."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -18,8 +20,9 @@ from chalicelib.adapters.cloudcraft.errors import (
 )
 from chalicelib.adapters.cloudcraft.limiter import RateLimiter
 from chalicelib.adapters.cloudcraft.models import Team
-from chalicelib.core.clock import FakeClock, ScaledClock
+from chalicelib.core.clock import VirtualClock
 from gatehouse.sandbox.cloudcraft_emulator import DEFAULT_TEAMS, CloudcraftEmulator
+from tests.clocks import RecordingClock
 
 KEY = "cc-live-" + "Hx7Pq2Lm9V" * 4
 ROLE_ARN = "arn:aws:iam::123456789012:role/cloudcraft"
@@ -33,18 +36,22 @@ def assert_no_key(text: str, where: str) -> None:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> RecordingClock:
+    return RecordingClock()
 
 
 @pytest.fixture
-def emulator(clock: FakeClock) -> Iterator[CloudcraftEmulator]:
+def emulator(clock: RecordingClock) -> Iterator[CloudcraftEmulator]:
     with CloudcraftEmulator(KEY, clock=clock) as running:
         yield running
 
 
 def build_client(
-    emulator: CloudcraftEmulator, clock: FakeClock, *, rate_limiter: RateLimiter | None = None, max_attempts: int = 4
+    emulator: CloudcraftEmulator,
+    clock: RecordingClock,
+    *,
+    rate_limiter: RateLimiter | None = None,
+    max_attempts: int = 4,
 ) -> CloudcraftClient:
     """A client on the emulator's clock whose jitter is pinned, so every backoff is an exact number."""
     assert emulator.url is not None
@@ -54,7 +61,7 @@ def build_client(
 
 
 @pytest.fixture
-def client(emulator: CloudcraftEmulator, clock: FakeClock) -> Iterator[CloudcraftClient]:
+def client(emulator: CloudcraftEmulator, clock: RecordingClock) -> Iterator[CloudcraftClient]:
     with build_client(emulator, clock) as built:
         yield built
 
@@ -109,7 +116,7 @@ def test_unknown_ids_raise_not_found_on_update_and_delete(client: CloudcraftClie
 
 
 @pytest.mark.parametrize("wrapped", [False, True])
-def test_teams_in_both_shapes(clock: FakeClock, wrapped: bool) -> None:
+def test_teams_in_both_shapes(clock: RecordingClock, wrapped: bool) -> None:
     with (
         CloudcraftEmulator(KEY, clock=clock, teams_wrapped=wrapped) as emulator,
         build_client(emulator, clock) as client,
@@ -123,7 +130,7 @@ def test_teams_in_both_shapes(clock: FakeClock, wrapped: bool) -> None:
 
 
 def test_429_with_retry_after_waits_that_long_then_succeeds(
-    client: CloudcraftClient, emulator: CloudcraftEmulator, clock: FakeClock
+    client: CloudcraftClient, emulator: CloudcraftEmulator, clock: RecordingClock
 ) -> None:
     emulator.faults.rate_limit_next(1, retry_after=7)
 
@@ -134,7 +141,7 @@ def test_429_with_retry_after_waits_that_long_then_succeeds(
 
 
 def test_429_without_retry_after_waits_sixty_seconds(
-    client: CloudcraftClient, emulator: CloudcraftEmulator, clock: FakeClock
+    client: CloudcraftClient, emulator: CloudcraftEmulator, clock: RecordingClock
 ) -> None:
     emulator.faults.rate_limit_next(1, retry_after=None)
 
@@ -145,7 +152,7 @@ def test_429_without_retry_after_waits_sixty_seconds(
 
 
 def test_a_rate_limited_post_is_repeated_without_listing(
-    client: CloudcraftClient, emulator: CloudcraftEmulator, clock: FakeClock
+    client: CloudcraftClient, emulator: CloudcraftEmulator, clock: RecordingClock
 ) -> None:
     emulator.faults.rate_limit_next(1, retry_after=3)
 
@@ -156,7 +163,9 @@ def test_a_rate_limited_post_is_repeated_without_listing(
     assert clock.sleeps == [3.0]
 
 
-def test_the_limiter_keeps_25_requests_inside_the_servers_limit(emulator: CloudcraftEmulator, clock: FakeClock) -> None:
+def test_the_limiter_keeps_25_requests_inside_the_servers_limit(
+    emulator: CloudcraftEmulator, clock: RecordingClock
+) -> None:
     with build_client(emulator, clock, rate_limiter=RateLimiter(20, 60.0, clock=clock)) as client:
         for _ in range(25):
             client.list_accounts()
@@ -167,24 +176,50 @@ def test_the_limiter_keeps_25_requests_inside_the_servers_limit(emulator: Cloudc
     assert clock.sleeps == [60.0]  # the 21st waited for the window, once
 
 
-def test_the_limiter_stays_behind_the_server_when_latency_is_a_visible_share_of_the_window() -> None:
-    # A sandbox clock (1000x) and a 6 s window that passes in 6 real ms: a millisecond in flight is a sixth of
-    # the window. Slots counted from the claim instead of the answer run ahead of the server's count: 429s.
-    clock = ScaledClock(1000.0)
-    with CloudcraftEmulator(KEY, clock=clock, rate_limit=(5, 6.0)) as emulator:
+class SlowWire(CloudcraftEmulator):
+    """Requests take 1 s, then 0 s, then 1 s... of virtual time to reach the server, which counts them on arrival."""
+
+    def __init__(self, clock: VirtualClock, **kwargs: Any) -> None:
+        super().__init__(KEY, clock=clock, **kwargs)
+        self.wire = clock
+        self.slow = itertools.cycle((True, False))
+
+    def handle(self, method: str, raw_path: str, authorization: str | None, body: bytes) -> Any:
+        if next(self.slow):
+            self.wire.advance(1.0)
+        return super().handle(method, raw_path, authorization, body)
+
+
+def run_over_a_slow_wire(*, settle: bool) -> tuple[list[int | None], RecordingClock]:
+    clock = RecordingClock()
+    with SlowWire(clock, rate_limit=(5, 6.0)) as emulator:
         assert emulator.url is not None
         limiter = RateLimiter(5, 6.0, clock=clock)
-        with CloudcraftClient(KEY, emulator.url, clock=clock, rate_limiter=limiter) as client:
+        if not settle:
+            limiter.settle = lambda reserved_at: None  # type: ignore[method-assign]
+        with CloudcraftClient(KEY, emulator.url, clock=clock, rate_limiter=limiter, jitter=lambda d: d) as client:
             for _ in range(16):
                 client.list_accounts()
-        log = statuses(emulator)
+        return [entry["status"] for entry in emulator.requests_log()], clock
 
-    assert len(log) == 16
-    assert [status for _, status in log if status != 200] == []
+
+def test_the_limiter_stays_behind_the_server_when_latency_is_a_visible_share_of_the_window() -> None:
+    # A 6 s window and up to a second on the wire: latency is a visible share of the window.
+    statuses_seen, clock = run_over_a_slow_wire(settle=True)
+
+    assert statuses_seen == [200] * 16
+    # Five slots, settled when answered at 1, 1, 2, 2, 3: the sixth request waits until the first leaves the
+    # window (1 + 6 = 7), and so on for each five.
+    assert clock.sleeps == [4.0, 4.0, 4.0]
+    assert clock.monotonic() == 20.0
+
+    # Slots counted from the claim instead of the answer run ahead of the server's count: 429s.
+    statuses_seen, _ = run_over_a_slow_wire(settle=False)
+    assert statuses_seen.count(429) == 3
 
 
 def test_without_the_limiter_the_server_throttles_and_the_client_recovers(
-    emulator: CloudcraftEmulator, clock: FakeClock
+    emulator: CloudcraftEmulator, clock: RecordingClock
 ) -> None:
     # The counterpart of the test above: proves the emulator's limit is real and Retry-After is computed.
     with build_client(emulator, clock, rate_limiter=RateLimiter(1000, 60.0, clock=clock)) as client:
@@ -203,7 +238,7 @@ def test_without_the_limiter_the_server_throttles_and_the_client_recovers(
 
 
 def test_5xx_on_a_read_is_retried_with_backoff(
-    client: CloudcraftClient, emulator: CloudcraftEmulator, clock: FakeClock
+    client: CloudcraftClient, emulator: CloudcraftEmulator, clock: RecordingClock
 ) -> None:
     emulator.faults.server_error_next(2, status=502)
 
@@ -227,7 +262,7 @@ def test_persistent_5xx_gives_up_after_max_attempts_with_the_html_title(
 
 
 def test_a_dropped_connection_on_a_read_is_retried(
-    client: CloudcraftClient, emulator: CloudcraftEmulator, clock: FakeClock
+    client: CloudcraftClient, emulator: CloudcraftEmulator, clock: RecordingClock
 ) -> None:
     emulator.faults.disconnect_next(1)
 
@@ -251,7 +286,7 @@ def test_post_whose_answer_was_lost_after_commit_is_not_duplicated(
 
 
 def test_a_last_attempt_lost_after_commit_is_still_reported_as_created(
-    emulator: CloudcraftEmulator, clock: FakeClock
+    emulator: CloudcraftEmulator, clock: RecordingClock
 ) -> None:
     emulator.faults.fail_after_commit_next(1)
 
@@ -296,7 +331,7 @@ def test_delete_whose_answer_was_lost_after_commit_succeeds_on_the_404(
     assert statuses(emulator) == [("DELETE", 500), ("DELETE", 404)]
 
 
-def test_an_unreachable_server_raises_a_connection_error_without_status(clock: FakeClock) -> None:
+def test_an_unreachable_server_raises_a_connection_error_without_status(clock: RecordingClock) -> None:
     emulator = CloudcraftEmulator(KEY, clock=clock)
     emulator.start()
     emulator_url = emulator.url
@@ -333,7 +368,7 @@ def test_an_invalid_role_arn_raises_bad_request(client: CloudcraftClient) -> Non
     assert client.request_count == 1
 
 
-def test_a_wrong_key_raises_an_auth_error_at_once(emulator: CloudcraftEmulator, clock: FakeClock) -> None:
+def test_a_wrong_key_raises_an_auth_error_at_once(emulator: CloudcraftEmulator, clock: RecordingClock) -> None:
     assert emulator.url is not None
     client = CloudcraftClient("not-the-key", emulator.url, clock=clock)
     with client, pytest.raises(CloudcraftAuthError, match="401") as caught:
@@ -348,7 +383,7 @@ def test_a_wrong_key_raises_an_auth_error_at_once(emulator: CloudcraftEmulator, 
 
 def test_the_api_key_appears_in_no_error_repr_log_or_output(
     emulator: CloudcraftEmulator,
-    clock: FakeClock,
+    clock: RecordingClock,
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
 ) -> None:

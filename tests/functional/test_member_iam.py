@@ -13,9 +13,9 @@ from moto import mock_aws
 
 from chalicelib.adapters.member import MemberAccess, session_policy
 from chalicelib.adapters.organization import OrganizationDirectory
-from chalicelib.core.clock import FakeClock
 from chalicelib.core.errors import AccessRoleUnavailableError
 from chalicelib.planning.role import INLINE_POLICY_NAME, READ_ONLY_ACCESS_ARN, RoleSpec, plan_role_changes
+from tests.clocks import RecordingClock
 
 SPEC = RoleSpec("cloudcraft", "999999999999", "ext-1")
 ROLES = ("OrganizationAccountAccessRole", "AWSControlTowerExecution")
@@ -49,7 +49,7 @@ def test_directory_resolves_nested_ou_path_and_tags(org: dict[str, Any]) -> None
 
 
 def test_role_created_then_left_alone_then_repaired(org: dict[str, Any]) -> None:
-    access = MemberAccess(boto3.client("sts", region_name="us-east-1"), FakeClock())
+    access = MemberAccess(boto3.client("sts", region_name="us-east-1"), RecordingClock())
     member = access.session(org["account"], ROLES, 1, managed_role_name="cloudcraft")
     assert member.access_role == "OrganizationAccountAccessRole"
     iam = member.iam()
@@ -78,7 +78,7 @@ def test_role_created_then_left_alone_then_repaired(org: dict[str, Any]) -> None
 def test_custom_mode_inline_policy_round_trip(org: dict[str, Any]) -> None:
     policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["ec2:Describe*"], "Resource": "*"}]}
     spec = RoleSpec("cloudcraft", "999999999999", "ext-1", managed_policy_arns=(), inline_policy=policy)
-    access = MemberAccess(boto3.client("sts", region_name="us-east-1"), FakeClock())
+    access = MemberAccess(boto3.client("sts", region_name="us-east-1"), RecordingClock())
     iam = access.session(org["account"], ROLES, 1, managed_role_name="cloudcraft").iam()
     iam.apply(spec, plan_role_changes(spec, None))
     observed = iam.read_role("cloudcraft", inline_documents=True)
@@ -105,7 +105,7 @@ class RefusingSts:
 
 
 def test_refusals_retried_with_bounded_jittered_backoff(org: dict[str, Any]) -> None:
-    clock = FakeClock()
+    clock = RecordingClock()
     sts = RefusingSts(refusals=5)
     access = MemberAccess(sts, clock, jitter=lambda low, high: high)
     member = access.session(org["account"], ROLES, 4, managed_role_name="cloudcraft")
@@ -121,7 +121,7 @@ def test_refusals_retried_with_bounded_jittered_backoff(org: dict[str, Any]) -> 
 
 
 def test_refusals_past_the_bound_hand_back(org: dict[str, Any]) -> None:
-    clock = FakeClock()
+    clock = RecordingClock()
     access = MemberAccess(RefusingSts(refusals=100), clock, jitter=lambda low, high: high)
     with pytest.raises(AccessRoleUnavailableError, match=r"no access role could be assumed .*3 attempt"):
         access.session(org["account"], ROLES, 3, managed_role_name="cloudcraft")

@@ -6,7 +6,6 @@ import http.client
 import json
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, cast
 
 import boto3
@@ -23,6 +22,7 @@ from chalicelib.approvals.errors import (
 )
 from chalicelib.core.errors import EventParseError
 from gatehouse.sandbox.proton_emulator import ProtonEmulator
+from tests.conftest import load_event
 
 ENV = "444444444444"
 CONNECTION = "a1b2c3d4-5678-90ab-cdef-111111111111"
@@ -243,7 +243,7 @@ def test_an_unreachable_endpoint_is_unavailable(emulator: ProtonEmulator) -> Non
 
 def raw_post(endpoint: str, target: str, body: Any, *, signed: bool = True) -> tuple[int, dict[str, str], Any]:
     host = endpoint.removeprefix("http://")
-    conn = http.client.HTTPConnection(host, timeout=5)
+    conn = http.client.HTTPConnection(host, timeout=60)  # a hang guard
     headers = {"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": target}
     if signed:
         headers["Authorization"] = "AWS4-HMAC-SHA256 Credential=testing/20261123/eu-west-1/proton/aws4_request"
@@ -322,16 +322,9 @@ def test_seed_fills_in_what_proton_adds(emulator: ProtonEmulator) -> None:
 
 # --- the status-change event ------------------------------------------------------------------------
 
-SAMPLE_EVENT = (
-    Path(__file__).resolve().parents[3] / "shared" / "reference" / "events" / "proton-connection-status-change.json"
-)
-
 
 def sample_event() -> dict[str, Any]:
-    if not SAMPLE_EVENT.exists():
-        pytest.skip(f"{SAMPLE_EVENT} is not available")
-    loaded: dict[str, Any] = json.loads(SAMPLE_EVENT.read_text())
-    return loaded
+    return load_event("proton-connection-status-change")
 
 
 def test_the_sample_event_parses_and_matches_the_pattern() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
@@ -27,8 +28,8 @@ from chalicelib.adapters.cloudcraft.errors import (
 )
 from chalicelib.adapters.cloudcraft.limiter import RateLimiter
 from chalicelib.adapters.cloudcraft.models import CloudcraftAccount, Team
-from chalicelib.core.clock import FakeClock
 from chalicelib.core.errors import ConfigurationError, GatehouseError
+from tests.clocks import RecordingClock
 
 KEY = "cc-unit-" + "Zq8Wt3" * 6
 ROLE_ARN = "arn:aws:iam::123456789012:role/cloudcraft"
@@ -96,8 +97,8 @@ class ScriptedSession(requests.Session):
         return reply
 
 
-def make_client(session: ScriptedSession, clock: FakeClock | None = None, **kwargs: Any) -> CloudcraftClient:
-    clock = clock or FakeClock()
+def make_client(session: ScriptedSession, clock: RecordingClock | None = None, **kwargs: Any) -> CloudcraftClient:
+    clock = clock or RecordingClock()
     return CloudcraftClient(
         KEY,
         "https://cloudcraft.test/",
@@ -248,24 +249,26 @@ def test_error_detail_is_bounded() -> None:
     ],
 )
 def test_parse_retry_after(header: str | None, expected: float) -> None:
-    assert parse_retry_after(header, FakeClock()) == expected
+    assert parse_retry_after(header, RecordingClock()) == expected
 
 
 def test_parse_retry_after_accepts_an_http_date_relative_to_the_clock() -> None:
-    from datetime import timedelta
-
-    clock = FakeClock()
+    clock = RecordingClock(datetime(2026, 11, 23, 9, 0, 0, 250_000, tzinfo=UTC))
     header = format_datetime(clock.now() + timedelta(seconds=42), usegmt=True)
 
-    # HTTP dates carry whole seconds, and the fake wall clock starts at a fraction of one.
-    assert 41.0 < parse_retry_after(header, clock) <= 42.0
+    # HTTP dates carry whole seconds: the date names 09:00:42, 41.75 s after the clock's 09:00:00.25.
+    assert parse_retry_after(header, clock) == 41.75
+    clock.advance(41.75)
+    assert parse_retry_after(header, clock) == 0.0
+    clock.advance(1)
+    assert parse_retry_after(header, clock) == 0.0  # a date in the past: no wait, never a negative one
 
 
 # --- rate limiter ---------------------------------------------------------------------------------------
 
 
 def test_limiter_lets_twenty_through_and_the_21st_waits_for_the_window() -> None:
-    clock = FakeClock()
+    clock = RecordingClock()
     limiter = RateLimiter(20, 60.0, clock=clock)
 
     waits = [limiter.acquire() for _ in range(20)]
@@ -278,7 +281,7 @@ def test_limiter_lets_twenty_through_and_the_21st_waits_for_the_window() -> None
 
 
 def test_limiter_window_slides_rather_than_resetting() -> None:
-    clock = FakeClock()
+    clock = RecordingClock()
     limiter = RateLimiter(20, 60.0, clock=clock)
     for _ in range(10):
         limiter.acquire()
@@ -296,7 +299,7 @@ def test_limiter_window_slides_rather_than_resetting() -> None:
 
 
 def test_penalize_holds_back_the_next_caller_even_with_free_slots() -> None:
-    clock = FakeClock()
+    clock = RecordingClock()
     limiter = RateLimiter(20, 60.0, clock=clock)
     limiter.acquire()
 
@@ -308,7 +311,7 @@ def test_penalize_holds_back_the_next_caller_even_with_free_slots() -> None:
 
 
 def test_a_settled_slot_counts_from_the_answer_not_from_the_claim() -> None:
-    clock = FakeClock()
+    clock = RecordingClock()
     limiter = RateLimiter(1, 60.0, clock=clock)
 
     slot = limiter.reserve()
@@ -320,7 +323,7 @@ def test_a_settled_slot_counts_from_the_answer_not_from_the_claim() -> None:
 
 
 def test_settling_a_slot_that_already_expired_counts_it_again() -> None:
-    clock = FakeClock()
+    clock = RecordingClock()
     limiter = RateLimiter(1, 60.0, clock=clock)
 
     slot = limiter.reserve()
@@ -334,7 +337,7 @@ class _Blocked(Exception):
     pass
 
 
-class _FrozenClock(FakeClock):
+class _FrozenClock(RecordingClock):
     """Time stands still and waiting is refused: each thread either gets a slot at once or gives up."""
 
     def sleep(self, seconds: float) -> None:
@@ -345,7 +348,7 @@ def test_limiter_never_grants_more_than_its_limit_to_concurrent_callers() -> Non
     limiter = RateLimiter(20, 60.0, clock=_FrozenClock())
     granted: list[int] = []
     refused: list[int] = []
-    start = threading.Barrier(40)
+    start = threading.Barrier(40, timeout=120)  # a hang guard
 
     def worker(index: int) -> None:
         start.wait()
@@ -360,7 +363,8 @@ def test_limiter_never_grants_more_than_its_limit_to_concurrent_callers() -> Non
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(120)  # a hang guard
+        assert not thread.is_alive()
 
     assert len(granted) == 20
     assert len(refused) == 20
@@ -368,7 +372,7 @@ def test_limiter_never_grants_more_than_its_limit_to_concurrent_callers() -> Non
 
 def test_limiter_rejects_nonsense_settings() -> None:
     with pytest.raises(ValueError, match="max_requests"):
-        RateLimiter(0, 60.0, clock=FakeClock())
+        RateLimiter(0, 60.0, clock=RecordingClock())
 
 
 # --- client over a scripted session ---------------------------------------------------------------------
@@ -560,7 +564,7 @@ def test_a_400_is_never_retried() -> None:
 
 
 def test_5xx_retries_back_off_exponentially_through_the_jitter_then_give_up() -> None:
-    clock = FakeClock()
+    clock = RecordingClock()
     session = ScriptedSession(*[response(500, {"error": "boom"}) for _ in range(4)])
     client = make_client(session, clock)
 
@@ -571,7 +575,7 @@ def test_5xx_retries_back_off_exponentially_through_the_jitter_then_give_up() ->
 
 
 def test_jitter_decides_the_actual_wait() -> None:
-    clock = FakeClock()
+    clock = RecordingClock()
     session = ScriptedSession(response(500), response(200, {"accounts": []}))
     client = CloudcraftClient(
         KEY,
@@ -588,7 +592,7 @@ def test_jitter_decides_the_actual_wait() -> None:
 
 
 def test_connection_errors_on_reads_are_retried_then_reported_without_a_status() -> None:
-    clock = FakeClock()
+    clock = RecordingClock()
     session = ScriptedSession(
         requests.ConnectionError("connection refused"), requests.ReadTimeout("read timed out"), response(200, [])
     )
@@ -604,7 +608,7 @@ def test_connection_errors_on_reads_are_retried_then_reported_without_a_status()
 
 
 def test_a_rate_limited_post_is_simply_repeated() -> None:
-    clock = FakeClock()
+    clock = RecordingClock()
     session = ScriptedSession(
         response(429, {"error": "slow down"}, headers={"Retry-After": "3"}), response(201, account_json())
     )
@@ -660,7 +664,7 @@ def test_out_of_attempts_a_post_that_did_not_land_raises_its_own_error(look: Rep
 
 
 def test_a_retry_after_too_long_to_wait_out_is_raised_at_once_and_still_penalizes() -> None:
-    clock = FakeClock()
+    clock = RecordingClock()
     limiter = RateLimiter(1000, 1.0, clock=clock)
     session = ScriptedSession(response(429, None, headers={"Retry-After": "3600"}))
     client = CloudcraftClient(KEY, "https://cloudcraft.test", session=session, clock=clock, rate_limiter=limiter)
@@ -675,7 +679,7 @@ def test_a_retry_after_too_long_to_wait_out_is_raised_at_once_and_still_penalize
 
 
 def test_rate_limits_count_towards_max_attempts() -> None:
-    clock = FakeClock()
+    clock = RecordingClock()
     session = ScriptedSession(*[response(429, None, headers={"Retry-After": "2"}) for _ in range(3)])
 
     with pytest.raises(CloudcraftRateLimited):

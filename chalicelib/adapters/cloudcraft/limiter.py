@@ -15,7 +15,7 @@ log = logging.getLogger("gatehouse.cloudcraft")
 class RateLimiter:
     """Sliding-window limiter shared by every caller of one key: at most `max_requests` per `per_seconds`.
 
-    Waiting goes through `clock.sleep`, so a FakeClock turns waits into counted numbers.
+    Waiting goes through `clock.sleep`, so a virtual clock turns waits into exact numbers.
     """
 
     def __init__(self, max_requests: int = 20, per_seconds: float = 60.0, *, clock: Clock) -> None:
@@ -41,7 +41,7 @@ class RateLimiter:
 
         The server counts a request when it arrives, later than the slot was claimed: counting from the answer
         keeps this window behind the server's, which matters once latency is a visible share of the window
-        (a ScaledClock sandbox; a slow link).
+        (a slow link).
         """
         with self._lock:
             # A slot that expired meanwhile is not there; its request may still sit in the server's window.
