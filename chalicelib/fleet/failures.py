@@ -1,9 +1,9 @@
 """The fleet worker's failed items, told to ops: one message per batch that had failures, none when all succeed.
 
 An item is reported on its first failed delivery only (SQS's ApproximateReceiveCount is 1): a failing item comes
-back after the queue's visibility timeout, up to five times, then moves to the work DLQ, whose alarm fires, so
-its later failures would repeat what ops were told. Not failures: a rate-limited item handed back until
-Cloudcraft's Retry-After, and a duplicate delivery finding its twin at work; both simply come back.
+back after the queue's visibility timeout, up to ten deliveries (maxReceiveCount), then moves to the work DLQ,
+whose alarm fires, so its later failures would repeat what ops were told. Not failures: a rate-limited item
+handed back until Cloudcraft's Retry-After, and a duplicate delivery finding its twin at work; both come back.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def batch_failure_notification(items: list[FailedItem], *, batch_size: int, requ
         lines.append(f"  ... and {len(items) - len(listed)} more")
     lines += [
         "",
-        "Each comes back after the work queue's visibility timeout and is tried again; after five failed "
+        "Each comes back after the work queue's visibility timeout and is tried again; after ten failed "
         "deliveries it moves to the work dead-letter queue (gatehouse-<stage>-work-dlq), whose alarm fires. "
         "Later failures of these items are not reported again.",
         f"Worker request ID: {request_id}",
