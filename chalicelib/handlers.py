@@ -7,17 +7,22 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from chalicelib.adapters.cloudcraft.errors import CloudcraftRateLimited
 from chalicelib.adapters.lease import AccountBusyError
 from chalicelib.adapters.workqueue import new_run_id, work_messages
 from chalicelib.container import Services, get_services
 from chalicelib.core.errors import AccessRoleUnavailableError, ConfigurationError, EventParseError, GatehouseError
-from chalicelib.core.notifications import notify_safely
+from chalicelib.core.notifications import Notification, NotificationError, publish_reliably
 from chalicelib.core.observability import logger, metrics, tracer
 from chalicelib.events import event_id_of, parse_arrival, parse_departure
+from chalicelib.fleet.failures import BatchFailures, batch_failure_notification
+from chalicelib.fleet.report import REPORT_MESSAGE, ReportLocation, report_entries
 from chalicelib.fleet.service import reconciliation_notification
 from chalicelib.fleet.worker import FleetWorker
+from chalicelib.lastresort import last_resort
 from chalicelib.onboarding.arrival import forget_onboarding, onboarding_key
 from chalicelib.onboarding.outcome import OFFBOARDING_KIND, ONBOARDING_KIND, AccountOutcome, outcome_notification
+from chalicelib.onboarding.waiting import WaitingOnboarding, next_delay
 from chalicelib.planning.scope import check_scope
 
 OUTCOME_METRICS = {
@@ -41,6 +46,7 @@ RECONCILIATIONS_COMPLETED = "ReconciliationsCompleted"
 @logger.inject_lambda_context(correlation_id_path="id", clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
+@last_resort("on_account_arrival")
 def handle_account_arrival(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """An account was created, vended, updated or joined: connect it to Cloudcraft."""
     services = get_services()
@@ -84,6 +90,7 @@ def onboard(
     event_id: str,
     event_time: datetime | None,
     context: Any,
+    resumed: bool = False,
 ) -> dict[str, Any]:
     """Onboard one account; notify exactly once per outcome.
 
@@ -91,6 +98,8 @@ def onboard(
     event. Converging is one job per account (`onboarding_key`): an arrival and a move of one account, or two
     deliveries of one event, run it once; it runs under the account's lease, so a job of another kind writing
     the account first (the fleet worker, `gatehouse apply`, an offboarding) is waited for and then seen.
+    While the account's access role refuses `AssumeRole`, the wait goes to the work queue
+    (`wait_for_access_role`); `resumed` says this call is the fleet worker taking such a wait up again.
     """
     logger.append_keys(account_id=account_id)
     try:
@@ -119,6 +128,8 @@ def onboard(
         except (AccessRoleUnavailableError, AccountBusyError):
             raise
         except GatehouseError as exc:
+            if isinstance(exc, CloudcraftRateLimited) and services.hand_back_rate_limits:
+                raise  # the fleet worker defers its item until Retry-After
             logger.exception("onboarding failed")
             result = AccountOutcome(account_id, "failed", str(exc), trigger=trigger)
         metrics.add_metric(
@@ -141,13 +152,61 @@ def onboard(
         return reported
     except AccessRoleUnavailableError as exc:
         metrics.add_metric(name="AccessRoleRetries", unit=MetricUnit.Count, value=1)
-        logger.warning("access role not assumable yet; handing the retry back to Lambda", reason=str(exc))
-        raise
+        return wait_for_access_role(
+            services,
+            account_id,
+            first_seen=event_time,
+            reason=str(exc),
+            give_up_after_minutes=settings.give_up_after_minutes,
+            resumed=resumed,
+        )
     except AccountBusyError as exc:
         metrics.add_metric(name="AccountBusyRetries", unit=MetricUnit.Count, value=1)
         logger.warning("another job keeps the account; handing the retry back to Lambda", reason=str(exc))
         raise
     return outcome
+
+
+def wait_for_access_role(
+    services: Services,
+    account_id: str,
+    *,
+    first_seen: datetime | None,
+    reason: str,
+    give_up_after_minutes: int,
+    resumed: bool,
+) -> dict[str, Any]:
+    """Hand the wait for an account's access role to a delayed work item (chalicelib/onboarding/waiting.py).
+
+    Raises when SQS refuses the item: the invocation fails, and Lambda's retries, then the dead-letter queue
+    and its alarm, take over. An event's first wait is one per account (do-once): a second arrival event of the
+    same account (Organizations' and Control Tower's for one vended account) does not start a second chain.
+    """
+    now = services.clock.now()
+    item = WaitingOnboarding(account_id, first_seen or now)
+    delay = next_delay(item.first_seen, now, give_up_after_minutes)
+
+    def send() -> dict[str, Any]:
+        message_id = services.work_queue.send_later(item.to_message(), delay)
+        logger.warning(
+            "access role not assumable yet; the onboarding waits in the work queue",
+            reason=reason,
+            retry_in_seconds=delay,
+            work_item=message_id,
+        )
+        return {
+            "outcome": "waiting",
+            "account_id": account_id,
+            "reason": reason,
+            "first_seen": item.first_seen.isoformat(),
+            "retry_in_seconds": delay,
+            "work_item": message_id,
+        }
+
+    if resumed:
+        return send()
+    waiting: dict[str, Any] = services.once.run_once(f"wait#{account_id}", send)
+    return waiting
 
 
 def _rejected(event: Any, problem: EventParseError, kind: str) -> AccountOutcome:
@@ -161,13 +220,15 @@ def _report(services: Services, result: AccountOutcome) -> dict[str, Any]:
     log = logger.error if result.outcome in alarming else logger.info
     log(f"{result.event_kind} outcome", outcome=result.outcome, account_id=result.account_id, reason=result.reason)
     metrics.add_metric(name=OUTCOME_METRICS[result.outcome], unit=MetricUnit.Count, value=1)
-    notify_safely(services.notifier, outcome_notification(result))
+    # Raises when SNS keeps refusing: inside a do-once job the job is then not recorded as done, and retried.
+    publish_reliably(services.notifier, outcome_notification(result), services.clock)
     return result.to_dict()
 
 
 @logger.inject_lambda_context(correlation_id_path="id", clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
+@last_resort("on_account_departure")
 def handle_account_departure(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """An account was closed, removed, left, or moved: offboard it if it is no longer in scope."""
     services = get_services()
@@ -230,9 +291,12 @@ def handle_account_departure(event: dict[str, Any], context: Any) -> dict[str, A
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
+@last_resort("reconcile")
 def handle_reconcile(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The scheduled safety net: plan the whole Organization, queue the repairs, send one summary."""
     services = get_services()
+    run_id = new_run_id()
+    logger.append_keys(run_id=run_id)
     if services.config.stage:
         # Stages can share an account: each stage's heartbeat alarm watches its own reconciliations only.
         metrics.add_dimension(name="stage", value=services.config.stage)
@@ -242,20 +306,23 @@ def handle_reconcile(event: dict[str, Any], context: Any) -> dict[str, Any]:
         plan = fleet.plan()
     except GatehouseError as exc:
         logger.exception("reconciliation could not plan")
-        notify_safely(services.notifier, reconciliation_notification(None, str(exc), queued=0, repair=False))
+        _publish(services, reconciliation_notification(None, str(exc), queued=0, repair=False, run_id=run_id))
         metrics.add_metric(name="ReconciliationFailed", unit=MetricUnit.Count, value=1)
         return {"outcome": "failed", "reason": str(exc)}
     queued = 0
     repair = settings.reconcile == "repair"
     if repair and plan.changes:
         fleet.record_principal(plan)
-        messages = work_messages(plan, new_run_id())
+        messages = work_messages(plan, run_id)
         queued = services.work_queue.send(messages)
     summary = plan.summary()
     for action, count in summary.items():
         metrics.add_metric(name="Reconcile" + action.title().replace(" ", ""), unit=MetricUnit.Count, value=count)
-    notification = reconciliation_notification(plan, "", queued=queued, repair=repair)
-    notify_safely(services.notifier, notification)
+    for entry in report_entries(plan):  # the full report, however long: the summary may have to be cut
+        logger.info(REPORT_MESSAGE, **entry)
+    location = ReportLocation(_log_group(context), run_id)
+    notification = reconciliation_notification(plan, "", queued=queued, repair=repair, run_id=run_id, location=location)
+    _publish(services, notification)
     metrics.add_metric(name=RECONCILIATIONS_COMPLETED, unit=MetricUnit.Count, value=1)
     return {"outcome": notification.attributes["outcome"], "summary": dict(summary), "queued": queued}
 
@@ -263,31 +330,74 @@ def handle_reconcile(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
+@last_resort("fleet_worker")
 def handle_work(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """SQS worker: bring one account in line (or deregister one orphan) per message; report partial failures."""
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
     services = get_services()
-    settings = services.settings()  # invalid settings fail the whole batch: SQS retries, then the DLQ keeps it
+    failures = BatchFailures()
+    records = [SQSRecord(raw) for raw in event.get("Records") or [] if isinstance(raw, dict)]
+    try:
+        settings = services.settings()  # invalid settings fail the whole batch: SQS retries, then the DLQ keeps it
+    except ConfigurationError as exc:
+        for record in records:
+            failures.add(record.message_id, record.body, record.attributes.approximate_receive_count, exc)
+        _report_failed_items(services, failures, len(records), context)
+        raise
     services.once.register_lambda_context(context)
     services.leases.register_lambda_context(context)
-    worker = FleetWorker(services, settings)
+
+    def resume(item: WaitingOnboarding, message_id: str) -> dict[str, Any]:
+        first_seen = item.first_seen.isoformat()
+        return onboard(
+            services,
+            item.account_id,
+            trigger=f"access role wait (work item {message_id}, first seen {first_seen})",
+            event_id=f"access-role-wait-{first_seen}",  # one chain of waits: its failure is told once
+            event_time=item.first_seen,
+            context=context,
+            resumed=True,
+        )
+
+    worker = FleetWorker(services, settings, resume_onboarding=resume)
 
     def record_handler(record: SQSRecord) -> dict[str, Any]:
-        return worker.process(record.body, record.receipt_handle, record.message_id)
+        try:
+            return worker.process(record.body, record.receipt_handle, record.message_id)
+        except Exception as exc:
+            failures.add(record.message_id, record.body, record.attributes.approximate_receive_count, exc)
+            raise
 
     # Report every failure item by item, even when all fail: deferred (429) items keep their own visibility.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+    _report_failed_items(services, failures, len(records), context)
     return dict(response)
+
+
+def _report_failed_items(services: Services, failures: BatchFailures, batch_size: int, context: Any) -> None:
+    """One message for the batch's failed items (none when all succeeded). A report that cannot be published is
+    logged and counted (NotificationsFailed), and must not fail the items that succeeded."""
+    items = failures.to_report()
+    if not items:
+        return
+    metrics.add_metric(name="WorkItemsFailed", unit=MetricUnit.Count, value=len(items))
+    request_id = str(getattr(context, "aws_request_id", "") or "unknown")
+    notification = batch_failure_notification(items, batch_size=batch_size, request_id=request_id)
+    try:
+        publish_reliably(services.notifier, notification, services.clock)
+    except NotificationError:
+        logger.exception("could not report the batch's failed items", failed=[item.message_id for item in items])
 
 
 @logger.inject_lambda_context(correlation_id_path="id", clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
+@last_resort("on_proton_connection")
 def handle_proton_connection(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """A Proton environment-account connection changed status: decide it if it is pending."""
     from chalicelib.adapters.proton import parse_status_change
@@ -299,7 +409,7 @@ def handle_proton_connection(event: dict[str, Any], context: Any) -> dict[str, A
     except EventParseError as exc:
         logger.error("malformed Proton event", reason=str(exc))
         metrics.add_metric(name="EventsRejected", unit=MetricUnit.Count, value=1)
-        notify_safely(services.notifier, malformed_event_notification(event, str(exc)))
+        _publish(services, malformed_event_notification(event, str(exc)))
         return {"result": "rejected", "detail": str(exc)}
     services.once.register_lambda_context(context)
     outcome = services.approvals.process(change.connection_id, "event")
@@ -310,6 +420,7 @@ def handle_proton_connection(event: dict[str, Any], context: Any) -> dict[str, A
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
+@last_resort("proton_sweep")
 def handle_proton_sweep(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Events are best-effort: every few minutes, decide every pending connection the events missed."""
     services = get_services()
@@ -321,3 +432,17 @@ def handle_proton_sweep(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "outcomes": [outcome.to_dict() for outcome in report.outcomes],
         "errors": report.errors,
     }
+
+
+def _publish(services: Services, notification: Notification) -> None:
+    """Telling ops is part of the job: raises when SNS keeps refusing, so the platform retries the invocation."""
+    publish_reliably(services.notifier, notification, services.clock)
+
+
+def _log_group(context: Any) -> str:
+    """This function's log group (where the reconciliation's full report is)."""
+    group = getattr(context, "log_group_name", "")
+    if isinstance(group, str) and group:
+        return group
+    name = getattr(context, "function_name", "")
+    return f"/aws/lambda/{name}" if isinstance(name, str) and name else "/aws/lambda/gatehouse-<stage>-reconcile"

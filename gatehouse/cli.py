@@ -49,6 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="after the events, run a scheduled handler: proton_sweep or reconcile (repeatable)",
     )
+    replay.add_argument(
+        "--work-minutes",
+        type=float,
+        default=0.0,
+        metavar="N",
+        help="then run the fleet worker over N minutes of sandbox time: queued repairs, and onboardings waiting for "
+        "an access role (their delayed work items) included",
+    )
     replay.set_defaults(run=_run_replay)
 
     from gatehouse.fleet_cli import add_fleet_commands
@@ -91,6 +99,8 @@ def _run_replay(args: argparse.Namespace) -> int:
 
     if args.repeat < 1:
         raise UsageError("--repeat must be 1 or more")
+    if not 0 <= args.work_minutes <= 7 * 24 * 60:
+        raise UsageError("--work-minutes must be from 0 to a week (10080)")
     if not args.events and not args.schedule:
         raise UsageError("give at least one EVENT.json or --schedule NAME")
     state = load_json_file(args.state, "state file") if args.state else {}
@@ -112,6 +122,8 @@ def _run_replay(args: argparse.Namespace) -> int:
                     sandbox.deliver(event, source=str(path))
             for name in args.schedule:
                 sandbox.run_schedule(name)
+            if args.work_minutes:
+                sandbox.run_worker(for_seconds=args.work_minutes * 60)
             print(json.dumps(sandbox.snapshot(), indent=2, default=str))
     except SandboxError as exc:
         raise UsageError(str(exc)) from None

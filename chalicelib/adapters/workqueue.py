@@ -128,6 +128,15 @@ class WorkQueue:
                 QueueUrl=self.url, ReceiptHandle=receipt_handle, VisibilityTimeout=min(int(seconds + 0.999), 43_200)
             )
 
+    def send_later(self, message: dict[str, Any], delay_seconds: int) -> str:
+        """Enqueue one message that becomes visible after `delay_seconds` (0 to 900, SQS's range); returns its
+        message ID. Raises when SQS refuses it: the caller fails, and its platform retries."""
+        with aws_call("sqs:SendMessage"):
+            response = self._sqs.send_message(
+                QueueUrl=self.url, MessageBody=json.dumps(message), DelaySeconds=max(0, min(int(delay_seconds), 900))
+            )
+        return str(response.get("MessageId", ""))
+
 
 def new_run_id() -> str:
     return uuid.uuid4().hex[:12]

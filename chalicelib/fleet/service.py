@@ -13,8 +13,9 @@ from chalicelib.adapters.ledger import Ledger
 from chalicelib.adapters.member import MemberSession
 from chalicelib.core.errors import AccessRoleUnavailableError, GatehouseError
 from chalicelib.core.models import MemberAccount
-from chalicelib.core.notifications import Notification
+from chalicelib.core.notifications import SNS_MESSAGE_MAX_BYTES, Notification
 from chalicelib.core.settings import Settings
+from chalicelib.fleet.report import ReportLocation, cut_reconciliation_notification
 from chalicelib.planning.executor import ExecutionResult, Executor
 from chalicelib.planning.guard import OrganizationIds
 from chalicelib.planning.plan import (
@@ -358,26 +359,39 @@ def _identity_of(plan: AccountPlan) -> CloudcraftIdentity | None:
 RECONCILE_KIND = "reconciliation"
 
 
-def reconciliation_notification(plan: FleetPlan | None, error: str, *, queued: int, repair: bool) -> Notification:
-    """One summary per run: counts by action, and the accounts that failed and why."""
+def reconciliation_notification(
+    plan: FleetPlan | None,
+    error: str,
+    *,
+    queued: int,
+    repair: bool,
+    run_id: str = "",
+    location: ReportLocation | None = None,
+) -> Notification:
+    """One summary per run: counts by action, and the accounts that failed and why. A run too large for one SNS
+    message gets a cut summary that says where the full report is (`location`, see fleet/report.py)."""
     if plan is None:
         return Notification(
             subject="Gatehouse: reconciliation FAILED",
             text=f"The reconciliation could not plan the Organization.\n\nWhy: {error}\n\nNothing was changed.",
-            body={"event_kind": RECONCILE_KIND, "outcome": "failed", "reason": error},
+            body={"event_kind": RECONCILE_KIND, "outcome": "failed", "reason": error, "run_id": run_id},
             attributes={"event_kind": RECONCILE_KIND, "outcome": "failed"},
         )
     summary = plan.summary()
     failed = {p.account.account_id: p.error for p in plan.accounts if p.error}
     refused, held = plan.refused, plan.held
     outcome = "failed" if failed or refused or held else "drift" if plan.changes else "in-order"
-    lines = [f"Reconciliation of {len(plan.accounts)} accounts: {outcome}.", ""]
-    lines += [f"  {action}: {count}" for action, count in sorted(summary.items())]
+    headline = f"Reconciliation of {len(plan.accounts)} accounts: {outcome}."
+    subject = f"Gatehouse: reconciliation {outcome} ({len(plan.accounts)} accounts)"
+    queued_line = ""
     if plan.changes:
-        lines += [
-            "",
-            f"{queued} repairs queued for the fleet worker." if repair else "Repairs not queued: reconcile=report.",
-        ]
+        queued_line = (
+            f"{queued} repairs queued for the fleet worker." if repair else "Repairs not queued: reconcile=report."
+        )
+    lines = [headline, ""]
+    lines += [f"  {action}: {count}" for action, count in sorted(summary.items())]
+    if queued_line:
+        lines += ["", queued_line]
     if refused:
         lines += ["", "Cloudcraft's answer was REFUSED; nothing was written for these accounts:"]
         lines += grouped_reasons(refused)
@@ -392,8 +406,10 @@ def reconciliation_notification(plan: FleetPlan | None, error: str, *, queued: i
     if unowned:
         lines += ["", "Registrations of accounts outside the scope that Gatehouse does not own (left alone):"]
         lines += [f"  {o.name} ({o.aws_account_id}): {o.reason}" for o in unowned]
-    return Notification(
-        subject=f"Gatehouse: reconciliation {outcome} ({len(plan.accounts)} accounts)",
+    if run_id:
+        lines += ["", f"Run: {run_id}"]
+    notification = Notification(
+        subject=subject,
         text="\n".join(lines),
         body={
             "event_kind": RECONCILE_KIND,
@@ -402,9 +418,22 @@ def reconciliation_notification(plan: FleetPlan | None, error: str, *, queued: i
             "failed": failed,
             "refused": refused,
             "held": held,
+            "run_id": run_id,
             **plan.to_dict(),
         },
         attributes={"event_kind": RECONCILE_KIND, "outcome": outcome},
+    )
+    if notification.sns_size() <= SNS_MESSAGE_MAX_BYTES:
+        return notification
+    return cut_reconciliation_notification(
+        plan,
+        headline=headline,
+        subject=subject,
+        outcome=outcome,
+        queued=queued,
+        queued_line=queued_line,
+        run_id=run_id,
+        location=location,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -22,14 +23,21 @@ from chalicelib.core.settings import Settings
 from chalicelib.fleet.service import AccountWork
 from chalicelib.onboarding.arrival import forget_onboarding
 from chalicelib.onboarding.outcome import OFFBOARDING_KIND, ONBOARDING_KIND, AccountOutcome, outcome_notification
+from chalicelib.onboarding.waiting import WaitingOnboarding, is_waiting_item, parse_waiting_item
 
 log = logging.getLogger("gatehouse.worker")
 
+# Takes up an onboarding that waits for the account's access role: the arrival handler's own onboarding job.
+ResumeOnboarding = Callable[[WaitingOnboarding, str], dict[str, Any]]
+
 
 class FleetWorker:
-    def __init__(self, services: Services, settings: Settings) -> None:
+    def __init__(
+        self, services: Services, settings: Settings, *, resume_onboarding: ResumeOnboarding | None = None
+    ) -> None:
         self._services = services
         self._settings = settings
+        self._resume_onboarding = resume_onboarding
         services.hand_back_rate_limits = True  # this container defers rate-limited messages, never waits
         self._fleet = services.fleet(settings)
 
@@ -38,6 +46,8 @@ class FleetWorker:
         Retry-After. A malformed message is reported and consumed: retrying cannot make it valid."""
         from chalicelib.adapters.cloudcraft.errors import CloudcraftRateLimited
 
+        if is_waiting_item(body):
+            return self._onboard(body, receipt_handle, message_id)
         try:
             item = parse_work_item(body)
         except WorkItemError as exc:
@@ -54,6 +64,21 @@ class FleetWorker:
             log.warning("message %s handed back: %s", message_id, exc)
             raise
         return done
+
+    def _onboard(self, body: str, receipt_handle: str, message_id: str) -> dict[str, Any]:
+        """An onboarding waiting for its access role: run the onboarding job again. It onboards, reports the
+        give-up, or queues the next wait itself; a 429 defers this item until Retry-After."""
+        from chalicelib.adapters.cloudcraft.errors import CloudcraftRateLimited
+
+        item = parse_waiting_item(body, self._services.clock.now())  # WaitingItemError: reported, retried, DLQ
+        if self._resume_onboarding is None:
+            raise ValueError(f"message {message_id}: this worker cannot take up an onboarding")
+        try:
+            return self._resume_onboarding(item, message_id)
+        except CloudcraftRateLimited as exc:
+            self._services.work_queue.defer(receipt_handle, exc.retry_after)
+            log.warning("rate limited; message %s comes back in %.0fs", message_id, exc.retry_after)
+            raise
 
     def _run(self, item: WorkItem, message_id: str) -> dict[str, Any]:
         job = f"fleet_worker {item.action} (run {item.run_id}, message {message_id})"

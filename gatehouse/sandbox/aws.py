@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import io
 import json
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable
@@ -21,23 +22,51 @@ from chalicelib.core.ids import parse_role_arn
 StartResponse = Callable[..., Any]
 
 
+CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,]+/\d{8}/[^/,]+/([a-z0-9-]+)/aws4_request")
+
+
 class AssumeRoleGate:
     """WSGI middleware in front of moto's STS: AssumeRole succeeds only into a role that exists and trusts
-    the caller's account, and an account can be told to refuse its first N calls, like a fresh account does.
+    the caller's account, and an account can be told to refuse its first N calls, or to refuse until a time on
+    the sandbox clock, like a fresh account does. It also takes whole services (or some of their operations) down:
+    `outage("dynamodb")` answers every DynamoDB call with 503 ServiceUnavailable until `restore("dynamodb")`.
     """
 
-    def __init__(self, app: Any, management_account_id: str) -> None:
+    def __init__(self, app: Any, management_account_id: str, clock: Clock | None = None) -> None:
         self._app = app
         self._management = management_account_id
+        self._clock = clock
         self._refusals: dict[str, int] = {}
+        self._refuse_until: dict[str, float] = {}  # account -> sandbox time (clock.monotonic) it refuses until
+        self._outages: dict[str, frozenset[str] | None] = {}  # service -> operations down (None: all)
         self._lock = threading.Lock()
         self.calls: list[tuple[str, str]] = []  # (role ARN, "allowed" | "refused: why")
+        self.refused_by_outage: list[tuple[str, str]] = []  # (service, operation) answered 503
 
     def refuse(self, account_id: str, times: int) -> None:
         with self._lock:
             self._refusals[account_id] = times
 
+    def refuse_for(self, account_id: str, seconds: float) -> None:
+        """The account refuses every AssumeRole for the next `seconds` of sandbox time."""
+        if self._clock is None:
+            raise ValueError("refuse_for needs the sandbox clock: build the gate with clock=")
+        with self._lock:
+            self._refuse_until[account_id] = self._clock.monotonic() + seconds
+
+    def outage(self, service: str, *operations: str) -> None:
+        """`service` (its signing name: dynamodb, sns, sqs, ...) answers 503 to `operations`, or to every call."""
+        with self._lock:
+            self._outages[service] = frozenset(operations) if operations else None
+
+    def restore(self, service: str) -> None:
+        with self._lock:
+            self._outages.pop(service, None)
+
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        down = self._down(environ)
+        if down is not None:
+            return _service_unavailable(start_response, *down)
         if environ.get("REQUEST_METHOD") == "POST" and "/sts/" in environ.get("HTTP_AUTHORIZATION", ""):
             length = int(environ.get("CONTENT_LENGTH") or 0)
             body = environ["wsgi.input"].read(length)
@@ -53,6 +82,31 @@ class AssumeRoleGate:
         result: Iterable[bytes] = self._app(environ, start_response)
         return result
 
+    def _down(self, environ: dict[str, Any]) -> tuple[str, str, bool] | None:
+        """(service, operation, JSON protocol?) when the request's service is down, else None."""
+        with self._lock:
+            if not self._outages:
+                return None
+            outages = dict(self._outages)
+        match = CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if match is None or match.group(1) not in outages:
+            return None
+        service = match.group(1)
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target:
+            operation, json_protocol = target.rpartition(".")[2], True
+        else:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length)
+            environ["wsgi.input"] = io.BytesIO(body)
+            operation, json_protocol = parse_qs(body.decode()).get("Action", [""])[0], False
+        operations = outages[service]
+        if operations is not None and operation not in operations:
+            return None
+        with self._lock:
+            self.refused_by_outage.append((service, operation))
+        return service, operation, json_protocol
+
     def _refusal(self, role_arn: str, external_id: str | None) -> str | None:
         from moto.iam.models import iam_backends
 
@@ -64,6 +118,9 @@ class AssumeRoleGate:
             if self._refusals.get(account_id, 0) > 0:
                 self._refusals[account_id] -= 1
                 return "the account is still being set up"
+            until = self._refuse_until.get(account_id)
+        if until is not None and self._clock is not None and self._clock.monotonic() < until:
+            return "the account is still being set up"
         roles = {role.name: role for role in iam_backends[account_id]["global"].roles.values()}
         role = roles.get(role_name)
         if role is None:
@@ -86,6 +143,23 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [] if value is None else [value]
 
 
+def _service_unavailable(
+    start_response: StartResponse, service: str, operation: str, json_protocol: bool
+) -> list[bytes]:
+    message = f"{service} is unavailable (sandbox outage) for {operation or 'this call'}"
+    if json_protocol:
+        body = json.dumps({"__type": "ServiceUnavailable", "message": message}).encode()
+        content_type = "application/x-amz-json-1.0"
+    else:
+        body = (
+            "<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code>"
+            f"<Message>{message}</Message></Error><RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
+        ).encode()
+        content_type = "text/xml"
+    start_response("503 Service Unavailable", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 def _access_denied(start_response: StartResponse, role_arn: str, why: str) -> list[bytes]:
     message = f"User is not authorized to perform: sts:AssumeRole on resource: {role_arn} ({why})"
     body = (
@@ -100,8 +174,8 @@ def _access_denied(start_response: StartResponse, role_arn: str, why: str) -> li
 class MotoSandboxServer:
     """moto's server app behind the AssumeRole gate, served by a thread on 127.0.0.1."""
 
-    def __init__(self, management_account_id: str) -> None:
-        self.gate = AssumeRoleGate(DomainDispatcherApplication(create_backend_app), management_account_id)
+    def __init__(self, management_account_id: str, clock: Clock | None = None) -> None:
+        self.gate = AssumeRoleGate(DomainDispatcherApplication(create_backend_app), management_account_id, clock)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -158,3 +232,40 @@ class MotoOnClock:
         for module, attribute, original in reversed(self._saved):
             setattr(module, attribute, original)
         self._saved.clear()
+
+
+class BotocoreRetriesOnClock:
+    """botocore's retry waits (standard mode: up to 5 attempts with exponential backoff) in sandbox time.
+
+    Without it, an outage (`AssumeRoleGate.outage`) would make every call sleep seconds of real time between its
+    retries; with it those waits move the sandbox clock, like every other wait in the sandbox.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._saved: Any = None
+
+    def start(self) -> None:
+        import time
+
+        import botocore.endpoint
+
+        clock = self._clock
+
+        class _Time:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(time, name)
+
+            @staticmethod
+            def sleep(seconds: float) -> None:
+                clock.sleep(seconds)
+
+        self._saved = getattr(botocore.endpoint, "time")  # noqa: B009 - botocore's retry sleep, swapped on purpose
+        setattr(botocore.endpoint, "time", _Time())  # noqa: B010
+
+    def stop(self) -> None:
+        import botocore.endpoint
+
+        if self._saved is not None:
+            setattr(botocore.endpoint, "time", self._saved)  # noqa: B010
+            self._saved = None

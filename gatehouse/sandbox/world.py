@@ -138,19 +138,22 @@ class Sandbox:
         self._saved_env.clear()
 
     def _start(self) -> None:
-        from gatehouse.sandbox.aws import MotoOnClock, MotoSandboxServer
+        from gatehouse.sandbox.aws import BotocoreRetriesOnClock, MotoOnClock, MotoSandboxServer
         from gatehouse.sandbox.cloudcraft_emulator import CloudcraftEmulator
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
         import chalicelib.core.observability  # noqa: F401 - its log filters keep the API key out of botocore's DEBUG
 
-        self.moto = MotoSandboxServer(MANAGEMENT_ACCOUNT_ID)
+        self.moto = MotoSandboxServer(MANAGEMENT_ACCOUNT_ID, self.clock)
         self.aws_endpoint = self.moto.start()
         self._stack.append(self.moto)
         requests.post(f"{self.aws_endpoint}/moto-api/reset", timeout=60).raise_for_status()
         moto_time = MotoOnClock(self.clock)
         moto_time.start()
         self._stack.append(moto_time)
+        retry_time = BotocoreRetriesOnClock(self.clock)
+        retry_time.start()
+        self._stack.append(retry_time)
 
         cc_state = self.state.get("cloudcraft") or {}
         limit = cc_state.get("rate_limit") or {}
@@ -313,6 +316,7 @@ class Sandbox:
             "access_role": raw.get("access_role", "OrganizationAccountAccessRole"),
             "status": str(raw.get("status") or "ACTIVE"),
             "refuse_assume_role": int(raw.get("refuse_assume_role", 0)),
+            "refuse_assume_role_minutes": float(raw.get("refuse_assume_role_minutes", 0)),
             "role": raw.get("role"),
         }
 
@@ -350,6 +354,8 @@ class Sandbox:
                     backend.get_account_by_id(account_id).status = account["status"]
                 if account["refuse_assume_role"]:
                     self.moto.gate.refuse(account_id, account["refuse_assume_role"])
+                if account["refuse_assume_role_minutes"]:
+                    self.moto.gate.refuse_for(account_id, account["refuse_assume_role_minutes"] * 60)
         finally:
             org_utils.make_random_account_id = original
 
@@ -564,13 +570,35 @@ class Sandbox:
             if not received:
                 break
             event = {"Records": [_sqs_record(message, self.queue_url) for message in received]}
-            response = self.invoke("fleet_worker", event)
+            try:
+                response = self.invoke("fleet_worker", event)
+            except Exception as exc:  # the whole batch failed: every message comes back after its timeout
+                self.errors.append({"source": "fleet_worker", "message": f"{type(exc).__name__}: {exc}"})
+                response = {"batchItemFailures": [{"itemIdentifier": m["MessageId"]} for m in received]}
             responses.append(response)
             failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
             for message in received:
                 if message["MessageId"] not in failed:
                     sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
         return responses
+
+    def run_worker(self, *, for_seconds: float, step: float = 60.0, batch_size: int = 5) -> list[dict[str, Any]]:
+        """The fleet worker over a stretch of sandbox time: drain the queue, and while messages wait (delayed, or
+        back after a failure's visibility timeout), move the clock on by `step` and drain again, until the queue is
+        empty or `for_seconds` of sandbox time have passed. Returns the worker's responses."""
+        deadline = self.clock.monotonic() + for_seconds
+        responses = self.drain_queue(batch_size=batch_size)
+        while self.queue_depth() and self.clock.monotonic() + step <= deadline:
+            self.clock.advance(step)
+            responses += self.drain_queue(batch_size=batch_size)
+        return responses
+
+    def queue_depth(self) -> int:
+        """Messages in the work queue: visible, in flight, and delayed."""
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        names.append("ApproximateNumberOfMessagesDelayed")
+        attributes = self.client("sqs").get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=names)
+        return sum(int(attributes["Attributes"].get(name, 0)) for name in names)
 
     # --- inspection --------------------------------------------------------------------------------------
     def notifications(self) -> list[dict[str, Any]]:

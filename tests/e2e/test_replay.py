@@ -143,26 +143,27 @@ def fresh(event_file: Path, tmp_path: Path, **age: float) -> str:
 
 
 REFUSING = {
-    "organization": {"accounts": [{"id": "222222222222", "name": "data-platform", "refuse_assume_role": 8}]},
+    "organization": {"accounts": [{"id": "222222222222", "name": "data-platform", "refuse_assume_role": 16}]},
     "sandbox": {"eventbridge_retries": 1, "start": START.isoformat()},
 }
 
 
-def test_fresh_account_refusing_assume_role_is_retried_then_handed_back(
+def test_fresh_account_refusing_assume_role_waits_in_the_work_queue_then_is_onboarded(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     event = fresh(SHARED_EVENTS / "create-account-result.json", tmp_path, minutes=2)
-    # A day's patience: however slowly this machine starts the sandbox (its clock runs 1000x), the event stays young.
-    patient = {**REFUSING, "settings": {"give_up_after_minutes": 1440}}
-    state = replay(capsys, "--state", write(tmp_path, "state.json", patient), event)
+    state = replay(capsys, "--state", write(tmp_path, "state.json", REFUSING), "--work-minutes", "10", event)
 
     [delivery] = state["deliveries"]
-    # 4 attempts x 2 role names in the first invocation are refused (settings.assume_role_attempts), the handler
-    # raises for EventBridge to retry, and the retried invocation gets through.
-    assert delivery["attempts"] == 2
-    assert delivery["result"]["outcome"] == "onboarded"
+    # 4 attempts x 2 role names in the invocation are refused (settings.assume_role_attempts): the handler hands
+    # the wait to a delayed work item instead of failing; the fleet worker's first take is refused 8 more times
+    # and queues the next wait; its second take gets through.
+    assert delivery["attempts"] == 1
+    assert delivery["error"] is None
+    assert delivery["result"]["outcome"] == "waiting"
     assert len(state["roles"]) == 1
-    assert state["notifications"][0]["attributes"]["outcome"] == "onboarded"
+    assert [n["attributes"]["outcome"] for n in state["notifications"]] == ["onboarded"]
+    assert "access role wait" in state["notifications"][0]["message"]
 
 
 def test_account_refusing_long_after_the_event_is_reported_failed(

@@ -47,10 +47,11 @@ def test_retry_after_is_waited_exactly() -> None:
         assert world.snapshot()["clock"]["elapsed_seconds"] == 7.0
 
 
-def test_lambda_retries_and_the_give_up_window_run_on_the_sandbox_clock() -> None:
+def test_the_access_role_wait_and_its_give_up_window_run_on_the_sandbox_clock() -> None:
     # The account refuses every AssumeRole; one attempt per invocation (no backoff). The event is from the
-    # sandbox's start: the first invocation (age 0) and Lambda's retry a minute later (age 60 s) hand the wait
-    # back; the second retry, two minutes after that (age 180 s), is past give_up_after_minutes and reports.
+    # sandbox's start: the arrival (age 0) and the worker's first take (age 60 s) hand the wait on with a
+    # 60 s delay, the second take (age 120 s) with the 60 s left before give_up_after_minutes; the third
+    # (age 180 s) reports.
     state = {
         "organization": {"accounts": [{"id": "222222222222", "name": "data-platform", "refuse_assume_role": 100}]},
         "settings": {"assume_role_attempts": 1, "give_up_after_minutes": 3},
@@ -60,11 +61,16 @@ def test_lambda_retries_and_the_give_up_window_run_on_the_sandbox_clock() -> Non
     event["time"] = event["detail"]["eventTime"] = START.strftime("%Y-%m-%dT%H:%M:%SZ")
     with Sandbox(state) as world:
         delivery = world.deliver(event)
+        assert (delivery.attempts, delivery.result["outcome"]) == (1, "waiting")
+        assert delivery.result["retry_in_seconds"] == 60
 
-        assert delivery.attempts == 3
-        assert delivery.result["outcome"] == "failed"
-        assert "gave up 3 minutes after the event" in delivery.result["reason"]
+        world.run_worker(for_seconds=600, step=60)
+
+        [failed] = world.notifications()
+        assert failed["attributes"]["outcome"] == "failed"
+        assert "gave up 3 minutes after the event" in failed["message"]
         assert world.clock.monotonic() == 180.0
+        assert world.queue_depth() == 0
 
 
 def test_role_propagation_is_measured_in_sandbox_time() -> None:
