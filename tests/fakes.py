@@ -440,6 +440,7 @@ class FakeWorkQueue:
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
         self.deferred: list[tuple[str, float]] = []
+        self.delayed: list[tuple[dict[str, Any], int]] = []  # (message, DelaySeconds)
 
     def send(self, messages: Sequence[dict[str, Any]]) -> int:
         self.sent.extend(messages)
@@ -447,6 +448,10 @@ class FakeWorkQueue:
 
     def defer(self, receipt_handle: str, seconds: float) -> None:
         self.deferred.append((receipt_handle, seconds))
+
+    def send_later(self, message: dict[str, Any], delay_seconds: int) -> str:
+        self.delayed.append((message, delay_seconds))
+        return f"delayed-{len(self.delayed)}"
 
 
 # --- approvals gateway -----------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from chalicelib.adapters.cloudcraft.errors import (
 from chalicelib.container import set_services
 from chalicelib.core.errors import AccessRoleUnavailableError, AwsError, ConfigurationError, GatehouseError
 from chalicelib.core.models import MemberAccount
-from chalicelib.core.notifications import notify_safely
+from chalicelib.core.notifications import NotificationError, notify_safely
 from chalicelib.core.settings import Settings, parse_settings
 from chalicelib.onboarding.outcome import OFFBOARDING_KIND, AccountOutcome, outcome_notification
 from chalicelib.planning.guard import OrganizationIds
@@ -479,31 +479,54 @@ def test_invalid_settings_fail_before_anything_is_read() -> None:
     assert len(world.notifier.sent) == 1
 
 
-def test_a_refusing_access_role_is_handed_back_unnotified_and_the_retry_runs_again() -> None:
+def test_a_refusing_access_role_hands_the_wait_to_a_delayed_work_item_unnotified() -> None:
     world = world_with()
     world.members.refuse.add(ACCOUNT_ID)
-    context = LambdaContextStub()
+    first_seen = world.clock.now()
 
-    with pytest.raises(AccessRoleUnavailableError):
-        run(world, event_time=world.clock.now(), context=context)
+    waiting = run(world, event_time=first_seen)
+    again = run(world, event_time=first_seen)  # a second event of the account: no second chain of waits
+
+    assert (waiting["outcome"], waiting["retry_in_seconds"]) == ("waiting", 60)
+    assert again == waiting
+    [(item, delay)] = world.work_queue.delayed
+    assert item == {"action": "onboard", "account_id": ACCOUNT_ID, "first_seen": first_seen.isoformat()}
+    assert delay == 60
     assert world.notifier.sent == []
-    assert world.once.contexts == [context]
+    assert nothing_written(world)
 
     world.members.refuse.clear()
-    outcome = run(world, event_time=world.clock.now())
+    resumed = handlers.onboard(
+        world,  # type: ignore[arg-type]
+        ACCOUNT_ID,
+        trigger="access role wait",
+        event_id="access-role-wait",
+        event_time=first_seen,
+        context=None,
+        resumed=True,
+    )
 
-    assert outcome["outcome"] == "onboarded"
+    assert resumed["outcome"] == "onboarded"
     assert len(world.notifier.sent) == 1
 
 
-def test_a_failing_notifier_does_not_fail_the_done_job() -> None:
+def test_a_notification_that_cannot_be_published_leaves_the_job_undone_for_the_retry() -> None:
     world = world_with()
     world.notifier.error = AwsError("sns:Publish throttled")
 
-    outcome = run(world)
+    with pytest.raises(NotificationError):
+        run(world)
 
-    assert outcome["outcome"] == "onboarded"
+    assert world.once.done == {}  # not recorded as done: Lambda's retry runs it again
     assert world.ledger.records == {ACCOUNT_ID: "cc-1"}
+    assert len(world.clock.sleeps) == 2  # three attempts, backed off on the clock
+
+    world.notifier.error = None
+    retried = run(world)
+
+    assert retried["outcome"] == "unchanged"  # the retry finds the work done and says so
+    assert [call[0] for call in world.cloudcraft_client.writes] == ["create"]
+    assert len(world.notifier.sent) == 1
 
 
 def test_an_unexpected_error_is_not_turned_into_a_failed_outcome() -> None:
