@@ -10,19 +10,21 @@ Nothing sleeps inside Lambda.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.core.errors import GatehouseError
+from chalicelib.core.ids import is_account_id
+from chalicelib.core.safejson import JsonLimitError, loads_bounded
 
 ONBOARD_ACTION = "onboard"
 FIELDS = frozenset({"action", "account_id", "first_seen"})
 MIN_DELAY = 60  # seconds before the first retry
 MAX_DELAY = 900  # SQS's largest DelaySeconds
 MAX_ITEM_BYTES = 1024  # an item is three short strings
+MAX_ITEM_DEPTH = 4
 CLOCK_SKEW = timedelta(minutes=5)  # a first sighting may lie this far in the future (clocks differ), no further
 OLDEST = timedelta(days=2)  # give_up_after_minutes is at most a day: an older first sighting is not ours
 
@@ -64,19 +66,17 @@ def is_waiting_item(body: str) -> bool:
 def parse_waiting_item(body: str, now: datetime) -> WaitingOnboarding:
     """Validate an onboard item (size, exact fields, account ID, first sighting); raises WaitingItemError naming
     what is wrong. The item is untrusted: it can ask for no more than an arrival event of the account could."""
-    if len(body.encode()) > MAX_ITEM_BYTES:
-        raise WaitingItemError(f"an onboard item is at most {MAX_ITEM_BYTES} bytes; this one is {len(body)}")
     try:
-        raw: Any = json.loads(body)
-    except ValueError as exc:
-        raise WaitingItemError(f"an onboard item is JSON: {exc}") from None
+        raw: Any = loads_bounded(body, max_bytes=MAX_ITEM_BYTES, max_depth=MAX_ITEM_DEPTH, what="the onboard item")
+    except JsonLimitError as exc:
+        raise WaitingItemError(str(exc)) from None
     if not isinstance(raw, dict) or set(raw) != FIELDS:
         have = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
         raise WaitingItemError(f"an onboard item has exactly the fields {sorted(FIELDS)}; this one has {have}")
     account_id, first_seen = raw["account_id"], raw["first_seen"]
     if raw["action"] != ONBOARD_ACTION:
         raise WaitingItemError(f"action is {raw['action']!r}, not {ONBOARD_ACTION!r}")
-    if not isinstance(account_id, str) or len(account_id) != 12 or not account_id.isascii() or not account_id.isdigit():
+    if not is_account_id(account_id):
         raise WaitingItemError(f"account_id {str(account_id)[:40]!r} is not a 12-digit AWS account ID")
     try:
         seen = datetime.fromisoformat(first_seen) if isinstance(first_seen, str) else None

@@ -55,7 +55,7 @@ def test_other_work_items_are_not_waiting_items() -> None:
 @pytest.mark.parametrize(
     ("body", "problem"),
     [
-        ("not json", "is JSON"),
+        ("not json", "not valid JSON"),
         ("[1]", "exactly the fields"),
         (json.dumps({"action": "onboard", "account_id": "222222222222"}), "exactly the fields"),
         (
@@ -79,7 +79,7 @@ def test_other_work_items_are_not_waiting_items() -> None:
             json.dumps({"action": "onboard", "account_id": "222222222222", "first_seen": "2020-01-01T00:00:00+00:00"}),
             "within the last 2 days",
         ),
-        (json.dumps({"action": "onboard", "pad": "x" * 2000}), "at most 1024 bytes"),
+        (json.dumps({"action": "onboard", "pad": "x" * 2000}), "the limit is 1,024 bytes"),
     ],
 )
 def test_a_broken_item_is_refused_naming_the_problem(body: str, problem: str) -> None:
