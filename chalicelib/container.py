@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 
 from chalicelib.adapters.aws import CLIENT_CONFIG, aws_call
+from chalicelib.adapters.budget import DynamoBudget
 from chalicelib.adapters.cloudcraft.client import MAX_RETRY_AFTER, CloudcraftClient, api_key_problem
 from chalicelib.adapters.cloudcraft.limiter import RateLimiter
 from chalicelib.adapters.idempotency import DynamoOnceGuard
@@ -185,7 +186,9 @@ class Services:
         )
         with self._lock:
             if self._cloudcraft is None or self._cloudcraft[0] != fingerprint:
-                limiter = RateLimiter(settings.cloudcraft_requests_per_minute, 60.0, clock=self.clock)
+                # One budget for every function of the stage (they share the key), and the CLI run against it.
+                shared = DynamoBudget(self.client("dynamodb"), self.config.idempotency_table)
+                limiter = RateLimiter(settings.cloudcraft_requests_per_minute, 60.0, clock=self.clock, shared=shared)
                 client = CloudcraftClient(
                     key,
                     settings.cloudcraft_base_url,

@@ -251,3 +251,46 @@ def test_a_secret_nested_ten_thousand_deep_is_an_empty_key_not_a_crash(aws: None
     )
     with pytest.raises(ConfigurationError, match="no 'api_key' field"):
         services().api_key()
+
+
+def test_the_rate_budget_hands_out_evenly_spaced_send_times_across_callers(aws: None) -> None:
+    from chalicelib.adapters.budget import DynamoBudget
+    from chalicelib.adapters.cloudcraft.limiter import RateLimitWait
+
+    ddb = table()
+    arrival, worker = DynamoBudget(ddb, CONFIG.idempotency_table), DynamoBudget(ddb, CONFIG.idempotency_table)
+
+    assert arrival.claim(now=1000.0, interval=3.0, horizon=30) == 1000.0  # free: now
+    assert worker.claim(now=1000.5, interval=3.0, horizon=30) == 1003.0  # the next free send time
+    assert arrival.claim(now=1001.0, interval=3.0, horizon=30) == 1006.0
+    with pytest.raises(RateLimitWait) as caught:
+        worker.claim(now=1001.0, interval=3.0, horizon=4.0)  # 8 s away: more than this caller may wait
+    assert caught.value.seconds == 8.0
+    assert arrival.claim(now=1020.0, interval=3.0, horizon=30) == 1020.0  # nothing claimed by the refusal
+
+    item = ddb.get_item(TableName=CONFIG.idempotency_table, Key={"id": {"S": "budget#cloudcraft"}})["Item"]
+    assert float(item["next_at"]["N"]) == 1023.0
+    assert "expiration" not in item  # the table's TTL never removes the budget
+
+
+def test_a_claim_that_loses_a_race_takes_the_next_send_time(aws: None) -> None:
+    from chalicelib.adapters.budget import DynamoBudget
+
+    ddb = table()
+    competitor = DynamoBudget(ddb, CONFIG.idempotency_table)
+    competitor.claim(now=5000.0, interval=3.0, horizon=30)  # next free: 5003
+
+    class Racing:
+        """The DynamoDB client, with another container claiming just before this caller's second write."""
+
+        calls = 0
+
+        def update_item(self, **request: Any) -> Any:
+            Racing.calls += 1
+            if Racing.calls == 2:
+                competitor.claim(now=5000.0, interval=3.0, horizon=30)  # takes 5003 first
+            return ddb.update_item(**request)
+
+    assert DynamoBudget(Racing(), CONFIG.idempotency_table).claim(now=5000.0, interval=3.0, horizon=30) == 5006.0
+    assert Racing.calls == 4  # free? no; take 5003? lost; free? no; take 5006: yes
+    assert competitor.claim(now=5000.0, interval=3.0, horizon=30) == 5009.0  # no send time given twice

@@ -27,7 +27,7 @@ from chalicelib.adapters.cloudcraft.errors import (
     error_detail,
     parse_retry_after,
 )
-from chalicelib.adapters.cloudcraft.limiter import RateLimiter
+from chalicelib.adapters.cloudcraft.limiter import RateLimiter, RateLimitWait
 from chalicelib.adapters.cloudcraft.models import CloudcraftAccount, Team
 from chalicelib.core.errors import ConfigurationError, GatehouseError
 from tests.clocks import RecordingClock
@@ -271,7 +271,7 @@ def test_parse_retry_after_accepts_an_http_date_relative_to_the_clock() -> None:
 
 def test_limiter_lets_twenty_through_and_the_21st_waits_for_the_window() -> None:
     clock = RecordingClock()
-    limiter = RateLimiter(20, 60.0, clock=clock)
+    limiter = RateLimiter(20, 60.0, clock=clock, spacing=False)  # the window alone
 
     waits = [limiter.acquire() for _ in range(20)]
     assert waits == [0.0] * 20
@@ -284,7 +284,7 @@ def test_limiter_lets_twenty_through_and_the_21st_waits_for_the_window() -> None
 
 def test_limiter_window_slides_rather_than_resetting() -> None:
     clock = RecordingClock()
-    limiter = RateLimiter(20, 60.0, clock=clock)
+    limiter = RateLimiter(20, 60.0, clock=clock, spacing=False)  # the window alone
     for _ in range(10):
         limiter.acquire()
     clock.advance(30)
@@ -302,7 +302,7 @@ def test_limiter_window_slides_rather_than_resetting() -> None:
 
 def test_penalize_holds_back_the_next_caller_even_with_free_slots() -> None:
     clock = RecordingClock()
-    limiter = RateLimiter(20, 60.0, clock=clock)
+    limiter = RateLimiter(20, 60.0, clock=clock, spacing=False)  # the window alone
     limiter.acquire()
 
     limiter.penalize(15)
@@ -347,7 +347,7 @@ class _FrozenClock(RecordingClock):
 
 
 def test_limiter_never_grants_more_than_its_limit_to_concurrent_callers() -> None:
-    limiter = RateLimiter(20, 60.0, clock=_FrozenClock())
+    limiter = RateLimiter(20, 60.0, clock=_FrozenClock(), spacing=False)
     granted: list[int] = []
     refused: list[int] = []
     start = threading.Barrier(40, timeout=120)  # a hang guard
@@ -370,6 +370,73 @@ def test_limiter_never_grants_more_than_its_limit_to_concurrent_callers() -> Non
 
     assert len(granted) == 20
     assert len(refused) == 20
+
+
+def test_spacing_sends_one_request_every_sixty_over_r_seconds_instead_of_a_burst() -> None:
+    clock = RecordingClock()
+    limiter = RateLimiter(20, 60.0, clock=clock)
+
+    waits = [limiter.acquire() for _ in range(41)]
+
+    assert waits == [0.0] + [3.0] * 40
+    assert clock.monotonic() == 120.0  # 40 intervals: exactly 20 a minute, sustained
+
+
+def test_a_wait_longer_than_the_caller_may_take_claims_nothing() -> None:
+    clock = RecordingClock()
+    limiter = RateLimiter(20, 60.0, clock=clock)
+    limiter.acquire()
+    limiter.penalize(120)  # a 429 said: two minutes
+
+    with pytest.raises(RateLimitWait) as caught:
+        limiter.reserve(max_wait=30)
+
+    assert caught.value.seconds == 120.0
+    assert clock.sleeps == []  # handed back at once, nothing slept
+    assert limiter.acquire() == 120.0  # a caller that may wait still waits it out
+
+
+class _Budget:
+    """SharedBudget in memory: the DynamoDB record's logic without DynamoDB."""
+
+    def __init__(self) -> None:
+        self.next_at = 0.0
+        self.claims: list[float] = []
+
+    def claim(self, *, now: float, interval: float, horizon: float) -> float:
+        at = max(now, self.next_at)
+        if at - now > horizon:
+            raise RateLimitWait(at - now)
+        self.next_at = at + interval
+        self.claims.append(at)
+        return at
+
+
+def test_two_containers_sharing_a_budget_keep_to_one_rate_between_them() -> None:
+    clock = RecordingClock()  # one timeline for both, as the sandbox has
+    budget = _Budget()
+    first = RateLimiter(20, 60.0, clock=clock, shared=budget)
+    second = RateLimiter(20, 60.0, clock=clock, shared=budget)
+
+    for _ in range(10):
+        first.acquire()
+        second.acquire()
+
+    gaps = [later - earlier for earlier, later in zip(budget.claims, budget.claims[1:], strict=False)]
+    assert gaps == [3.0] * 19  # 20 requests from two containers, evenly spaced at the deployment's rate
+
+
+def test_a_busy_budget_is_handed_back_without_claiming() -> None:
+    clock = RecordingClock()
+    budget = _Budget()
+    budget.next_at = clock.now().timestamp() + 90  # other containers took the next 90 s
+    limiter = RateLimiter(20, 60.0, clock=clock, shared=budget)
+
+    with pytest.raises(RateLimitWait):
+        limiter.reserve(max_wait=30)
+
+    assert budget.claims == []
+    assert clock.sleeps == []
 
 
 def test_limiter_rejects_nonsense_settings() -> None:

@@ -24,7 +24,7 @@ from chalicelib.adapters.cloudcraft.errors import (
     error_detail,
     parse_retry_after,
 )
-from chalicelib.adapters.cloudcraft.limiter import RateLimiter
+from chalicelib.adapters.cloudcraft.limiter import RateLimiter, RateLimitWait
 from chalicelib.adapters.cloudcraft.models import CloudcraftAccount, IamParameters, Team, text_or_none
 from chalicelib.core.clock import Clock, SystemClock
 from chalicelib.core.errors import ConfigurationError
@@ -34,6 +34,7 @@ log = logging.getLogger("gatehouse.cloudcraft")
 
 DEFAULT_BASE_URL = "https://api.cloudcraft.co"
 MAX_RETRY_AFTER = 600.0  # longer than this cannot be waited out inside one Lambda invocation: fail instead
+MAX_PACE_WAIT = 30.0  # the longest wait for a send time every caller takes (ten slots at 20 requests a minute)
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 20.0
 REDACTED = "[redacted]"
@@ -126,6 +127,9 @@ class CloudcraftClient:
         # Attempts per request, shared by 429s and by failures that may have been processed (5xx, no answer).
         self._backoff = Backoff(BACKOFF_BASE, BACKOFF_CAP, max_attempts, jitter)
         self._max_rate_limit_wait = max_rate_limit_wait
+        # Pacing waits (one request every 60/R s) are short and always taken; a caller that hands long waits
+        # back (max_rate_limit_wait below MAX_PACE_WAIT) does not sit out a penalty or a busy budget either.
+        self._max_pace_wait = max(max_rate_limit_wait, MAX_PACE_WAIT)
         self._max_body_bytes = max_body_bytes
         self._user_agent = _user_agent()
         self._count_lock = threading.Lock()
@@ -326,7 +330,16 @@ class CloudcraftClient:
         (a header-validation error quotes the header value). Each becomes a CloudcraftError that names its class
         only, raised outside the handler so that not even its context is kept.
         """
-        slot = self._limiter.reserve()
+        try:
+            slot = self._limiter.reserve(max_wait=self._max_pace_wait)
+        except RateLimitWait as exc:  # nothing was sent or claimed: the caller hands the wait to its platform
+            raise CloudcraftRateLimited(
+                f"Cloudcraft {method} {path}: not sent, the rate budget is taken for {exc.seconds:.0f} s",
+                status=None,
+                method=method,
+                path=path,
+                retry_after=exc.seconds,
+            ) from None
         with self._count_lock:
             self.request_count += 1
         failure: CloudcraftError | None = None
