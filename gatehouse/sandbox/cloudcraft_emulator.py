@@ -145,6 +145,10 @@ DEFAULT_TEAMS: tuple[dict[str, Any], ...] = (
 # --- faults ----------------------------------------------------------------------------------------------
 
 
+RATE_MODELS = ("window", "bucket")  # a strict rolling window, or a smooth token bucket (Cloudcraft documents neither)
+BUCKET_EPSILON = 1e-9  # a request exactly one interval after the last finds its token, float rounding aside
+
+
 @dataclass
 class _ServerError:
     remaining: int
@@ -377,6 +381,7 @@ class CloudcraftEmulator:
         aws_account_id: str = "999999999999",
         external_id: str | None = None,
         rate_limit: tuple[int, float] | None = (20, 60.0),
+        rate_model: str = "window",
         role_verifier: Callable[[str, str], bool] | None = None,
         teams: Sequence[Mapping[str, Any]] = DEFAULT_TEAMS,
         teams_wrapped: bool = False,
@@ -386,6 +391,10 @@ class CloudcraftEmulator:
         self._aws_account_id = aws_account_id
         self._external_id = external_id or str(uuid.uuid4())
         self._rate_limit = rate_limit
+        if rate_model not in RATE_MODELS:
+            raise ValueError(f"rate_model must be one of {', '.join(RATE_MODELS)}, not {rate_model!r}")
+        self._rate_model = rate_model
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
         self._role_verifier = role_verifier
         self._teams = [dict(team) for team in teams]
         self._teams_wrapped = teams_wrapped
@@ -503,7 +512,14 @@ class CloudcraftEmulator:
         except _Reply as stop:
             reply = stop
         with self._lock:
-            self._log.append({"method": method, "path": path, "status": None if reply.status < 0 else reply.status})
+            self._log.append(
+                {
+                    "method": method,
+                    "path": path,
+                    "status": None if reply.status < 0 else reply.status,
+                    "at": self._clock.monotonic(),
+                }
+            )
         return reply
 
     def _authenticate(self, authorization: str | None) -> str:
@@ -523,6 +539,9 @@ class CloudcraftEmulator:
         if self._rate_limit is None:
             return
         limit, per = self._rate_limit
+        if self._rate_model == "bucket":
+            self._take_token(key, limit / per)
+            return
         with self._lock:
             now = self._clock.monotonic()
             window = self._windows.setdefault(key, deque())
@@ -532,6 +551,19 @@ class CloudcraftEmulator:
                 wait = max(1, math.ceil(window[0] + per - now))
                 raise _Reply(429, {"error": "Too many requests"}, {"Retry-After": str(wait)})
             window.append(now)
+
+    def _take_token(self, key: str, rate: float) -> None:
+        """A smooth token bucket: `rate` tokens a second, room for one (no burst at all), the strictest reading
+        of "20 requests per minute" a server could have."""
+        with self._lock:
+            now = self._clock.monotonic()
+            tokens, at = self._buckets.get(key, (1.0, now))
+            tokens = min(1.0, tokens + (now - at) * rate)
+            if tokens < 1.0 - BUCKET_EPSILON:
+                wait = max(1, math.ceil((1.0 - tokens) / rate))
+                self._buckets[key] = (tokens, now)
+                raise _Reply(429, {"error": "Too many requests"}, {"Retry-After": str(wait)})
+            self._buckets[key] = (max(tokens - 1.0, 0.0), now)
 
     def _route(self, method: str, path: str, body: bytes) -> _Reply:
         if path == "/aws/account":

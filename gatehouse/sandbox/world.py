@@ -163,6 +163,7 @@ class Sandbox:
             clock=self.clock,
             external_id=cc_state.get("external_id"),
             rate_limit=(int(limit.get("requests", 20)), float(limit.get("per_seconds", 60.0))),
+            rate_model=str(limit.get("model", "window")),
             role_verifier=self._verify_role,
         )
         self.cloudcraft_url = self.cloudcraft.start()

@@ -19,8 +19,8 @@ START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
 def test_apply_pace_is_exact() -> None:
-    # 12 registrations at 5 requests a minute, after the plan's two reads (list, iamParameters): 14 requests, in
-    # windows of five from t = 0: the last four go at t = 120.
+    # 12 registrations at 5 requests a minute, after the plan's two reads (list, iamParameters): 14 requests, one
+    # every 12 s from t = 0: the last at t = 156.
     state = {
         "organization": {"accounts": generated_accounts(12)},
         "settings": {"cloudcraft_requests_per_minute": 5},
@@ -32,9 +32,10 @@ def test_apply_pace_is_exact() -> None:
         report = fleet.apply(fleet.plan(), requests_per_minute=5)
 
         assert len(report.applied) == 12
-        assert world.clock.monotonic() == 120.0
-        statuses = [r["status"] for r in world.cloudcraft.requests_log()]
-        assert statuses == [200, 200] + [201] * 12  # the limiter kept inside the emulator's limit: no 429
+        assert world.clock.monotonic() == 156.0
+        log = world.cloudcraft.requests_log()
+        assert [r["status"] for r in log] == [200, 200] + [201] * 12  # inside the emulator's limit: no 429
+        assert [r["at"] for r in log] == [12.0 * n for n in range(14)]
 
 
 def test_retry_after_is_waited_exactly() -> None:
@@ -43,8 +44,11 @@ def test_retry_after_is_waited_exactly() -> None:
         delivery = world.deliver(samples.create_account_result("222222222222"))
 
         assert delivery.result["outcome"] == "onboarded"
-        assert world.clock.monotonic() == 7.0
-        assert world.snapshot()["clock"]["elapsed_seconds"] == 7.0
+        log = world.cloudcraft.requests_log()
+        assert (log[0]["status"], log[1]["at"] - log[0]["at"]) == (429, 7.0)  # retried exactly Retry-After later
+        # Then one request every 3 s; sandbox time is those waits and nothing else (no real time leaks in).
+        assert [b["at"] - a["at"] for a, b in zip(log[1:], log[2:], strict=False)] == [3.0] * (len(log) - 2)
+        assert world.snapshot()["clock"]["elapsed_seconds"] == log[-1]["at"]
 
 
 def test_the_access_role_wait_and_its_give_up_window_run_on_the_sandbox_clock() -> None:

@@ -54,13 +54,14 @@ def build_client(
     rate_limiter: RateLimiter | None = None,
     max_attempts: int = 4,
 ) -> CloudcraftClient:
-    """A client on the emulator's clock whose jitter is pinned, so every backoff is an exact number."""
+    """A client on the emulator's clock whose jitter is pinned, so every backoff is an exact number; its limiter
+    keeps the window but does not space requests, unless a test brings its own."""
     assert emulator.url is not None
     return CloudcraftClient(
         KEY,
         emulator.url,
         clock=clock,
-        rate_limiter=rate_limiter,
+        rate_limiter=rate_limiter or RateLimiter(20, 60.0, clock=clock, spacing=False),
         max_attempts=max_attempts,
         jitter=lambda low, high: high,
     )
@@ -180,7 +181,41 @@ def test_the_limiter_keeps_25_requests_inside_the_servers_limit(
     log = statuses(emulator)
     assert len(log) == 25
     assert [status for _, status in log if status != 200] == []
-    assert clock.sleeps == [60.0]  # the 21st waited for the window, once
+    assert clock.sleeps == [3.0] * 24  # one request every 3 s: 20 a minute, never a burst
+    assert [entry["at"] for entry in emulator.requests_log()] == [3.0 * n for n in range(25)]
+
+
+@pytest.mark.parametrize("model", ["window", "bucket"])
+def test_two_containers_sharing_the_budget_meet_no_429_under_either_server_model(
+    clock: RecordingClock, model: str
+) -> None:
+    budget = MemoryBudget()
+    with CloudcraftEmulator(KEY, clock=clock, rate_model=model) as emulator:
+        clients = [
+            build_client(emulator, clock, rate_limiter=RateLimiter(20, 60.0, clock=clock, shared=budget))
+            for _ in range(2)
+        ]
+        for _ in range(30):  # two functions of one deployment, taking turns
+            for client in clients:
+                client.list_accounts()
+        for client in clients:
+            client.close()
+
+    log = emulator.requests_log()
+    assert [entry["status"] for entry in log] == [200] * 60
+    assert log[-1]["at"] == 59 * 3.0  # 60 requests at exactly 20 a minute between them
+
+
+class MemoryBudget:
+    """The deployment's shared budget (DynamoDB in Lambda) in memory."""
+
+    def __init__(self) -> None:
+        self.next_at = 0.0
+
+    def claim(self, *, now: float, interval: float, horizon: float) -> float:
+        at = max(now, self.next_at)
+        self.next_at = at + interval
+        return at
 
 
 class SlowWire(CloudcraftEmulator):
@@ -201,7 +236,7 @@ def run_over_a_slow_wire(*, settle: bool) -> tuple[list[int | None], RecordingCl
     clock = RecordingClock()
     with SlowWire(clock, rate_limit=(5, 6.0)) as emulator:
         assert emulator.url is not None
-        limiter = RateLimiter(5, 6.0, clock=clock)
+        limiter = RateLimiter(5, 6.0, clock=clock, spacing=False)  # the window alone, as a slow wire sees it
         if not settle:
             limiter.settle = lambda reserved_at: None  # type: ignore[method-assign]
         with CloudcraftClient(KEY, emulator.url, clock=clock, rate_limiter=limiter, jitter=top_of_range) as client:
@@ -229,7 +264,7 @@ def test_without_the_limiter_the_server_throttles_and_the_client_recovers(
     emulator: CloudcraftEmulator, clock: RecordingClock
 ) -> None:
     # The counterpart of the test above: proves the emulator's limit is real and Retry-After is computed.
-    with build_client(emulator, clock, rate_limiter=RateLimiter(1000, 60.0, clock=clock)) as client:
+    with build_client(emulator, clock, rate_limiter=RateLimiter(1000, 60.0, clock=clock, spacing=False)) as client:
         for index in range(25):
             if index == 10:
                 clock.advance(15)  # the window's oldest request then leaves it 45 s after the 21st arrives
