@@ -82,6 +82,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/approvals.py
 	$(BIN)/python benchmarks/fleet.py --accounts 1000
 	$(BIN)/python benchmarks/glob.py
+	$(BIN)/python benchmarks/pace.py
 
 ## Deployment (README.md, Deploy). STAGE is a stage of .chalice/config.json.
 STAGE ?= dev
