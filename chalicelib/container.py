@@ -246,7 +246,14 @@ class Services:
         )
 
     def executor(self, settings: Settings) -> Executor:
-        return Executor(self.cloudcraft(settings), self.ledger, settings, self.clock, self.rng.uniform)
+        return Executor(
+            self.cloudcraft(settings),
+            self.ledger,
+            settings,
+            self.clock,
+            self.rng.uniform,
+            hand_back_waits=self.hand_back_rate_limits,
+        )
 
     def offboarding(self, settings: Settings) -> Offboarding:
         return Offboarding(

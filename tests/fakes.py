@@ -575,7 +575,14 @@ class FakeServices:
     def executor(self, settings: Settings) -> Any:
         from chalicelib.planning.executor import Executor
 
-        return Executor(self.cloudcraft_client, self.ledger, settings, self.clock, top_of_range)
+        return Executor(
+            self.cloudcraft_client,
+            self.ledger,
+            settings,
+            self.clock,
+            top_of_range,
+            hand_back_waits=self.hand_back_rate_limits,
+        )
 
     def onboarding(self, settings: Settings) -> Any:
         from chalicelib.onboarding.arrival import Onboarding

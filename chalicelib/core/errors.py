@@ -38,3 +38,15 @@ class AwsNotFoundError(AwsError):
 
 class AwsAccessDeniedError(AwsError):
     """AWS refused the call for want of permission (AccessDenied, AccessDeniedException)."""
+
+
+class RoleNotVerifiableYet(GatehouseError):
+    """A role written moments ago that Cloudcraft cannot verify yet (IAM propagation): not a failure. A caller that
+    does not wait inside its invocation (the fleet worker) hands the registration back for `retry_after` seconds."""
+
+    def __init__(self, role_arn: str, retry_after: float) -> None:
+        super().__init__(
+            f"the role {role_arn} was written moments ago; Cloudcraft cannot verify it until IAM has propagated it, "
+            f"so its registration comes back in {retry_after:.0f} s"
+        )
+        self.retry_after = retry_after

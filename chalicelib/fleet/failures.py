@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from chalicelib.core.errors import GatehouseError
+from chalicelib.core.errors import GatehouseError, RoleNotVerifiableYet
 from chalicelib.core.notifications import Notification
 
 WORK_KIND = "fleet-work"
@@ -54,7 +54,7 @@ def failure_reason(exc: BaseException) -> str | None:
 
     from chalicelib.adapters.cloudcraft.errors import CloudcraftRateLimited
 
-    if isinstance(exc, CloudcraftRateLimited | IdempotencyAlreadyInProgressError):
+    if isinstance(exc, CloudcraftRateLimited | RoleNotVerifiableYet | IdempotencyAlreadyInProgressError):
         return None
     if isinstance(exc, GatehouseError | ValueError):  # Gatehouse's own messages: written to be shown
         return f"{type(exc).__name__}: {str(exc)[:500]}"

@@ -37,6 +37,10 @@ log = logging.getLogger("gatehouse.fleet")
 DEFAULT_WORKERS = 16  # member-account reads run in parallel; Cloudcraft writes never do
 
 
+# Cloudcraft's list as a caller already has it, or how to get it when a job first needs it (the worker's batch).
+KnownRegistrations = Sequence[Registration] | Callable[[], Sequence[Registration]]
+
+
 class FleetDirectory(Protocol):
     def list_members(self, *, with_tags: bool = True) -> list[MemberAccount]: ...
     def tags(self, resource_id: str) -> dict[str, str]: ...
@@ -177,7 +181,9 @@ class Fleet:
             self._ledger.record_principal(principals.pop())
 
     # --- one account, under its lease ---------------------------------------------------------------------
-    def converge_account(self, account_id: str, *, job: str) -> AccountWork:
+    def converge_account(
+        self, account_id: str, *, job: str, registrations: KnownRegistrations | None = None
+    ) -> AccountWork:
         """Bring one account in line from what Organizations, IAM, the ledger and Cloudcraft say now.
 
         Whatever asked for it (a work item, an operator), the account is looked up again; the management
@@ -194,14 +200,14 @@ class Fleet:
         scope = check_scope(account, self._settings)
         if not scope.in_scope:
             return AccountWork(account_id, "skipped", scope.reason)
-        return self.converge(account, job=job)
+        return self.converge(account, job=job, registrations=registrations)
 
     def converge(
         self,
         account: MemberAccount,
         *,
         job: str,
-        registrations: Sequence[Registration] | None = None,
+        registrations: KnownRegistrations | None = None,
         identity: CloudcraftIdentity | None = None,
     ) -> AccountWork:
         """Re-plan an in-scope account under its lease and carry the plan out.
@@ -218,6 +224,7 @@ class Fleet:
             if view.error:
                 raise AccessRoleUnavailableError(view.error)
             owned = self._ledger.lookup(account_id)
+            registrations = registrations() if callable(registrations) else registrations
             if registrations is None or hold.waited or (owned and owned not in {r.id for r in registrations}):
                 registrations = list(self._cloudcraft.list_accounts())
             plan = plan_account(
@@ -240,7 +247,7 @@ class Fleet:
         return AccountWork(account_id, "applied", "; ".join(plan.actions()), tuple(plan.actions()), executed)
 
     def deregister_orphan(
-        self, account_id: str, *, job: str, registrations: Sequence[Registration] | None = None
+        self, account_id: str, *, job: str, registrations: KnownRegistrations | None = None
     ) -> AccountWork:
         """Remove the registration of an account that left the Organization or its scope, when Gatehouse's
         ledger says it is Gatehouse's and Cloudcraft still has it for that account; nothing else is deleted."""
@@ -257,6 +264,7 @@ class Fleet:
             reason = check_scope(account, self._settings).reason
         with self._leases.hold(account_id, job) as hold:
             owned = self._ledger.lookup(account_id)
+            registrations = registrations() if callable(registrations) else registrations
             if registrations is None or hold.waited or (owned and owned not in {r.id for r in registrations}):
                 registrations = list(self._cloudcraft.list_accounts())
             of_account = [r for r in registrations if r.aws_account_id == account_id]

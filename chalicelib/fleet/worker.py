@@ -17,6 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from chalicelib.adapters.lease import AccountBusyError
 from chalicelib.adapters.workqueue import WorkItem, WorkItemError, parse_work_item
 from chalicelib.container import Services
+from chalicelib.core.errors import RoleNotVerifiableYet
 from chalicelib.core.notifications import notify_safely
 from chalicelib.core.observability import metrics
 from chalicelib.core.settings import Settings
@@ -40,6 +41,15 @@ class FleetWorker:
         self._resume_onboarding = resume_onboarding
         services.hand_back_rate_limits = True  # this container defers rate-limited messages, never waits
         self._fleet = services.fleet(settings)
+        self._registrations: list[Any] | None = None  # Cloudcraft's list, read once per batch
+
+    def _batch_registrations(self) -> list[Any]:
+        """One list per batch, not one per item: at Cloudcraft's 20 requests a minute, a list per item would halve
+        the accounts registered per hour. Each item's job lists again whenever its own checks say this one is stale
+        (another job held the account's lease first, or the ledger names a registration the list lacks)."""
+        if self._registrations is None:
+            self._registrations = list(self._services.cloudcraft(self._settings).list_accounts())
+        return self._registrations
 
     def process(self, body: str, receipt_handle: str, message_id: str) -> dict[str, Any]:
         """Raises to mark the message failed (SQS delivers it again); a 429 first pushes its next delivery past
@@ -58,6 +68,10 @@ class FleetWorker:
         except CloudcraftRateLimited as exc:
             self._services.work_queue.defer(receipt_handle, exc.retry_after)
             log.warning("rate limited; message %s comes back in %.0fs", message_id, exc.retry_after)
+            raise
+        except RoleNotVerifiableYet as exc:
+            self._services.work_queue.defer(receipt_handle, exc.retry_after)
+            log.info("message %s: %s", message_id, exc)
             raise
         except AccountBusyError as exc:
             metrics.add_metric(name="AccountBusyRetries", unit=MetricUnit.Count, value=1)
@@ -83,9 +97,9 @@ class FleetWorker:
     def _run(self, item: WorkItem, message_id: str) -> dict[str, Any]:
         job = f"fleet_worker {item.action} (run {item.run_id}, message {message_id})"
         if item.action == "apply":
-            work = self._fleet.converge_account(item.account_id, job=job)
+            work = self._fleet.converge_account(item.account_id, job=job, registrations=self._batch_registrations)
         else:
-            work = self._fleet.deregister_orphan(item.account_id, job=job)
+            work = self._fleet.deregister_orphan(item.account_id, job=job, registrations=self._batch_registrations)
             if work.outcome == "deregistered":
                 forget_onboarding(self._services.once, item.account_id)
         if work.outcome == "refused":

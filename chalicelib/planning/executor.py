@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from chalicelib.adapters.ledger import Ledger
 from chalicelib.core.clock import Clock
+from chalicelib.core.errors import RoleNotVerifiableYet
 from chalicelib.core.retry import Backoff, Jitter
 from chalicelib.core.settings import Settings
 from chalicelib.planning.plan import AccountPlan, Cloudcraft, OrphanPlan
@@ -21,6 +22,9 @@ log = logging.getLogger("gatehouse.plan")
 # Waits while Cloudcraft cannot verify a just-written role yet: 5 s, 10 s, 20 s, then 40 s at most (before jitter).
 REGISTER_BACKOFF_BASE = 5.0
 REGISTER_BACKOFF_CAP = 40.0
+# How long a worker that does not wait gives a just-written role before registering it: IAM usually propagates a
+# new role in 10 to 30 s. Cloudcraft verifies the role on POST, and a POST it cannot verify yet is a wasted request.
+PROPAGATION_WAIT = 20.0
 
 
 class RoleWriter(Protocol):
@@ -48,7 +52,12 @@ class Executor:
         settings: Settings,
         clock: Clock,
         jitter: Jitter = random.uniform,
+        *,
+        hand_back_waits: bool = False,
     ) -> None:
+        """`hand_back_waits`: never sleep for IAM propagation; raise RoleNotVerifiableYet instead, before the first
+        POST for a role written in this run, and after a POST Cloudcraft could not verify (the fleet worker)."""
+        self._hand_back_waits = hand_back_waits
         self._cloudcraft = cloudcraft
         self._ledger = ledger
         self._settings = settings
@@ -70,6 +79,10 @@ class Executor:
                 self._ledger.record_principal(plan.spec.trusted_account_id)
         desired, registration = plan.desired, plan.registration
         if registration.action == "create":
+            if self._hand_back_waits and plan.role_changes:
+                # The role was just written: registered on the item's next delivery, with one POST Cloudcraft can
+                # verify by then, and no sleep here.
+                raise RoleNotVerifiableYet(desired.role_arn, PROPAGATION_WAIT)
             created = self._register(desired, fresh_role=bool(plan.role_changes))
             result.registration, result.registration_id = "created", str(created.id)
         elif registration.action == "update":
@@ -104,7 +117,7 @@ class Executor:
         """POST the registration; Cloudcraft answers 400 while a just-written role has not propagated."""
         from chalicelib.adapters.cloudcraft.errors import CloudcraftBadRequest
 
-        attempts = self._settings.register_attempts if fresh_role else 1
+        attempts = self._settings.register_attempts if fresh_role and not self._hand_back_waits else 1
         backoff = Backoff(REGISTER_BACKOFF_BASE, REGISTER_BACKOFF_CAP, attempts, self._jitter)
         for attempt in range(1, attempts + 1):
             try:

@@ -8,10 +8,10 @@ import pytest
 
 from chalicelib.adapters.cloudcraft.errors import CloudcraftAuthError, CloudcraftBadRequest, CloudcraftServerError
 from chalicelib.adapters.cloudcraft.models import CloudcraftAccount
-from chalicelib.core.errors import AwsError
+from chalicelib.core.errors import AwsError, RoleNotVerifiableYet
 from chalicelib.core.models import MemberAccount
 from chalicelib.core.settings import Settings, parse_settings
-from chalicelib.planning.executor import Executor
+from chalicelib.planning.executor import PROPAGATION_WAIT, Executor
 from chalicelib.planning.guard import OrganizationIds
 from chalicelib.planning.plan import AccountPlan, CloudcraftIdentity, MemberView, OrphanPlan, desired_role, plan_account
 from tests.fakes import FakeCloudcraft, FakeLedger, FakeMembers, RecordingClock, role_as_wanted, top_of_range
@@ -321,3 +321,34 @@ def test_deregistering_an_orphan_without_an_aws_account_touches_no_record() -> N
 
     assert world.ledger.writes == []
     assert world.cloudcraft.writes == [("delete", "cc-odd")]
+
+
+def test_an_executor_that_hands_waits_back_registers_a_role_written_just_now_on_the_next_run() -> None:
+    world = World()
+    world.executor = Executor(world.cloudcraft, world.ledger, SETTINGS, world.clock, top_of_range, hand_back_waits=True)
+
+    with pytest.raises(RoleNotVerifiableYet) as caught:
+        world.execute(world.plan())
+
+    assert caught.value.retry_after == PROPAGATION_WAIT
+    assert world.members.role(ACCOUNT.account_id) is not None  # the role is written...
+    assert world.cloudcraft.writes == []  # ...and not POSTed while Cloudcraft cannot verify it
+    assert world.clock.sleeps == []
+
+    result = world.execute(world.plan())  # the next delivery: the role is in place
+
+    assert (result.role_changes, result.registration) == ([], "created")
+    assert [call[0] for call in world.cloudcraft.writes] == ["create"]  # one POST
+
+
+def test_an_executor_that_hands_waits_back_does_not_retry_a_400_in_place() -> None:
+    world = World()
+    world.wanted_role()
+    world.executor = Executor(world.cloudcraft, world.ledger, SETTINGS, world.clock, top_of_range, hand_back_waits=True)
+    world.cloudcraft.script.fail_next("create", CloudcraftBadRequest("400 unable to verify", status=400))
+
+    with pytest.raises(CloudcraftBadRequest):
+        world.execute(world.plan())
+
+    assert world.clock.sleeps == []  # the item comes back after its visibility timeout instead
+    assert world.ledger.writes == []

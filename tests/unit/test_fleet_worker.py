@@ -11,10 +11,11 @@ from chalicelib import handlers
 from chalicelib.adapters.cloudcraft.errors import CloudcraftRateLimited, CloudcraftServerError
 from chalicelib.adapters.workqueue import work_messages
 from chalicelib.container import set_services
-from chalicelib.core.errors import AccessRoleUnavailableError
+from chalicelib.core.errors import AccessRoleUnavailableError, RoleNotVerifiableYet
 from chalicelib.core.models import MemberAccount
 from chalicelib.core.settings import parse_settings
 from chalicelib.fleet.worker import FleetWorker
+from chalicelib.planning.executor import PROPAGATION_WAIT
 from chalicelib.planning.guard import OrganizationIds
 from chalicelib.planning.plan import desired_role
 from tests.fakes import FakeDirectory, FakeServices, LambdaContextStub, role_as_wanted
@@ -44,6 +45,13 @@ def deregister_message(aws_account_id: str | None = GONE) -> str:
     return json.dumps({"action": "deregister", "account_id": aws_account_id, "run_id": RUN})
 
 
+def with_role(world: FakeServices, *accounts: MemberAccount) -> None:
+    """The Cloudcraft role already in place (written by an earlier delivery): the item only registers it."""
+    spec = desired_role(world.settings_document, world.cloudcraft_identity(world.settings_document), OrganizationIds())
+    for account in accounts:
+        world.members.put(account.account_id, role_as_wanted(spec))
+
+
 def drift(world: FakeServices, account: MemberAccount, **changes: Any) -> str:
     spec = desired_role(world.settings_document, world.cloudcraft_identity(world.settings_document), OrganizationIds())
     world.members.put(account.account_id, role_as_wanted(spec, **changes))
@@ -63,18 +71,39 @@ def test_the_worker_hands_rate_limits_back_to_the_queue_instead_of_waiting() -> 
 # --- account messages ------------------------------------------------------------------------------------
 
 
-def test_an_account_message_brings_the_account_in_line() -> None:
+def test_a_new_account_gets_its_role_then_its_registration_on_the_next_delivery_without_sleeping() -> None:
     world = world_with()
 
-    done = worker(world).process(account_message(NEW), "receipt-1", "m-1")
+    with pytest.raises(RoleNotVerifiableYet):
+        worker(world).process(account_message(NEW), "receipt-1", "m-1")
+
+    # The role is written; its registration waits for IAM to propagate it, in the queue, not in Lambda.
+    assert world.members.role(NEW.account_id) is not None
+    assert world.work_queue.deferred == [("receipt-1", PROPAGATION_WAIT)]
+    assert world.clock.sleeps == []
+    assert world.cloudcraft_client.writes == []
+    assert world.once.done == {}  # not done: the next delivery carries on
+
+    done = worker(world).process(account_message(NEW), "receipt-2", "m-1")  # the next batch
 
     assert done["account_id"] == NEW.account_id
-    assert (done["outcome"], done["actions"]) == ("applied", ["create role", "register"])
+    assert (done["outcome"], done["actions"]) == ("applied", ["register"])
     assert (done["registration"], done["registration_id"]) == ("created", "cc-1")
-    assert world.members.role(NEW.account_id) is not None
     assert world.ledger.records == {NEW.account_id: "cc-1"}
-    # Cloudcraft is listed live (the message carries no registrations), then the one write.
-    assert world.cloudcraft_client.calls == [("list",), ("create", f"arn:aws:iam::{NEW.account_id}:role/cloudcraft")]
+    # Listed live once per batch (the message carries no registrations); one POST, which Cloudcraft could verify.
+    create = ("create", f"arn:aws:iam::{NEW.account_id}:role/cloudcraft")
+    assert world.cloudcraft_client.calls == [("list",), ("list",), create]
+
+
+def test_a_batch_lists_cloudcraft_once_for_all_its_items() -> None:
+    world = world_with(NEW, DRIFTED)
+    with_role(world, NEW, DRIFTED)
+    the_worker = worker(world)  # one batch
+
+    for n, account in enumerate((NEW, DRIFTED)):
+        assert the_worker.process(account_message(account), f"r-{n}", f"m-{n}")["registration"] == "created"
+
+    assert [call[0] for call in world.cloudcraft_client.calls] == ["list", "create", "create"]
 
 
 def test_an_account_message_repairs_from_live_state_and_keeps_the_registration_it_owns() -> None:
@@ -107,6 +136,7 @@ def test_a_duplicate_delivery_applies_once_and_returns_the_same_answer() -> None
     world = world_with()
     the_worker = worker(world)
 
+    with_role(world, NEW)
     first = the_worker.process(account_message(NEW), "receipt-1", "m-1")
     second = the_worker.process(account_message(NEW), "receipt-2", "m-2")
 
@@ -117,6 +147,7 @@ def test_a_duplicate_delivery_applies_once_and_returns_the_same_answer() -> None
 
 def test_an_account_registered_since_the_plan_is_planned_on_fresh_data_and_not_registered_twice() -> None:
     world = world_with()
+    with_role(world, NEW)
     message = account_message(NEW)  # planned when NEW had no registration
     worker(world).process(account_message(NEW, run_id="onboarding"), "r", "m-0")  # e.g. an arrival event
 
@@ -148,6 +179,7 @@ def test_an_account_no_longer_in_scope_is_skipped_without_a_write(account: Membe
 
 def test_an_unreachable_account_fails_the_message_and_the_retry_runs_again() -> None:
     world = world_with()
+    with_role(world, NEW)
     world.members.refuse.add(NEW.account_id)
     the_worker = worker(world)
 
@@ -162,6 +194,7 @@ def test_an_unreachable_account_fails_the_message_and_the_retry_runs_again() -> 
 
 def test_a_rate_limited_message_comes_back_after_retry_after_and_is_not_recorded() -> None:
     world = world_with()
+    with_role(world, NEW)
     world.cloudcraft_client.script.fail_next("create", CloudcraftRateLimited("429", retry_after=42.0))
     the_worker = worker(world)
 
@@ -176,6 +209,7 @@ def test_a_rate_limited_message_comes_back_after_retry_after_and_is_not_recorded
 
 def test_another_cloudcraft_failure_fails_the_message_without_deferring_it() -> None:
     world = world_with()
+    with_role(world, NEW)
     world.cloudcraft_client.script.fail_next("create", CloudcraftServerError("502", status=502))
 
     with pytest.raises(CloudcraftServerError):
@@ -267,6 +301,7 @@ def sqs_event(*bodies: str) -> dict[str, Any]:
 @pytest.mark.filterwarnings("ignore:No application metrics:UserWarning")
 def test_a_batch_reports_only_the_failed_items_and_a_redelivery_retries_only_those() -> None:
     world = world_with()
+    with_role(world, NEW, DRIFTED)
     world.members.refuse.add(DRIFTED.account_id)
     gone = world.cloudcraft_client.add(GONE)
     world.ledger.records[GONE] = gone.id
@@ -296,10 +331,17 @@ def test_every_message_of_a_reconciliation_plan_is_applied_by_the_worker() -> No
     gone = world.cloudcraft_client.add(GONE)
     world.ledger.records[GONE] = gone.id
     plan = world.fleet(world.settings_document).plan()
-    the_worker = worker(world)
+    messages = [json.dumps(message) for message in work_messages(plan, RUN)]
 
-    for n, message in enumerate(work_messages(plan, RUN)):
-        the_worker.process(json.dumps(message), f"receipt-{n}", f"m-{n}")
+    deferred = []
+    for n, message in enumerate(messages):
+        try:
+            worker(world).process(message, f"receipt-{n}", f"m-{n}")
+        except RoleNotVerifiableYet:
+            deferred.append(message)  # a role written just now: back after PROPAGATION_WAIT
+    assert len(deferred) == 1  # NEW's
+    for n, message in enumerate(deferred):
+        worker(world).process(message, f"again-{n}", f"m-again-{n}")
 
     assert not world.fleet(world.settings_document).plan().changes
     assert GONE not in world.ledger.records
