@@ -15,7 +15,7 @@ from chalicelib.core.errors import AccessRoleUnavailableError, ConfigurationErro
 from chalicelib.core.notifications import Notification, NotificationError, publish_reliably
 from chalicelib.core.observability import logger, metrics, tracer
 from chalicelib.events import event_id_of, parse_arrival, parse_departure
-from chalicelib.fleet.failures import BatchFailures, batch_failure_notification
+from chalicelib.fleet.failures import BatchFailures, FailedItem, batch_failure_notification
 from chalicelib.fleet.report import REPORT_MESSAGE, ReportLocation, report_entries
 from chalicelib.fleet.service import reconciliation_notification
 from chalicelib.fleet.worker import FleetWorker
@@ -382,7 +382,22 @@ def handle_work(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def _report_failed_items(services: Services, failures: BatchFailures, batch_size: int, context: Any) -> None:
     """One message for the batch's failed items (none when all succeeded). A report that cannot be published is
     logged and counted (NotificationsFailed), and must not fail the items that succeeded."""
-    items = failures.to_report()
+
+    def first_failure(item: FailedItem) -> bool:
+        """Told once per message: its first failure, whichever delivery (an item deferred first fails later)."""
+        ran: list[bool] = []
+
+        def tell() -> dict[str, bool]:
+            ran.append(True)
+            return {"told": True}
+
+        try:
+            services.once.run_once(f"failure-told#{item.message_id}", tell)
+        except Exception:  # the record cannot be read or written: telling twice beats never
+            return True
+        return bool(ran)
+
+    items = failures.to_report(first_failure)
     if not items:
         return
     metrics.add_metric(name="WorkItemsFailed", unit=MetricUnit.Count, value=len(items))

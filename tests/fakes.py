@@ -544,6 +544,7 @@ class FakeServices:
     work_queue: FakeWorkQueue = field(default_factory=FakeWorkQueue)
     settings_error: Exception | None = None
     hand_back_rate_limits: bool = False
+    recent_registrations: tuple[float, list[Any]] | None = None
     session_attempts: list[int | None] = field(default_factory=list)
     leases: Any = None  # an AccountLeases over an in-memory lease; built on this clock when None
 

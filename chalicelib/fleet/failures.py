@@ -1,14 +1,17 @@
 """The fleet worker's failed items, told to ops: one message per batch that had failures, none when all succeed.
 
-An item is reported on its first failed delivery only (SQS's ApproximateReceiveCount is 1): a failing item comes
-back after the queue's visibility timeout, up to ten deliveries (maxReceiveCount), then moves to the work DLQ,
-whose alarm fires, so its later failures would repeat what ops were told. Not failures: a rate-limited item
-handed back until Cloudcraft's Retry-After, and a duplicate delivery finding its twin at work; both come back.
+An item is reported on its first failed delivery only: a failing item comes back after the queue's visibility
+timeout, up to ten deliveries (maxReceiveCount), then moves to the work DLQ, whose alarm fires, so its later
+failures would repeat what ops were told. Which failure is an item's first is decided by the caller (the worker
+keeps a do-once record per message; without one, SQS's ApproximateReceiveCount of 1, which misses an item that
+was deferred before it failed). Not failures: a rate-limited item handed back until Cloudcraft's Retry-After, a
+role handed back until IAM has propagated it, and a duplicate delivery finding its twin at work; all come back.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -43,9 +46,10 @@ class BatchFailures:
             count = 1
         self.items.append(FailedItem(message_id[:128], describe_item(body), reason, count))
 
-    def to_report(self) -> list[FailedItem]:
-        """The failures to tell ops about: first deliveries only."""
-        return [item for item in self.items if item.receive_count <= 1]
+    def to_report(self, first_failure: Callable[[FailedItem], bool] | None = None) -> list[FailedItem]:
+        """The failures to tell ops about: each item's first failure (by default: its first delivery)."""
+        is_first = first_failure or (lambda item: item.receive_count <= 1)
+        return [item for item in self.items if is_first(item)]
 
 
 def failure_reason(exc: BaseException) -> str | None:

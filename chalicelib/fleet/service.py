@@ -224,6 +224,10 @@ class Fleet:
             if view.error:
                 raise AccessRoleUnavailableError(view.error)
             owned = self._ledger.lookup(account_id)
+            if view.role is None and self._executor.hands_back_waits and not owned:
+                # The role is written now and registered on a later run (Cloudcraft cannot verify it yet), which
+                # reads Cloudcraft's list then: reading it now would spend a request on nothing.
+                registrations = []
             registrations = registrations() if callable(registrations) else registrations
             if registrations is None or hold.waited or (owned and owned not in {r.id for r in registrations}):
                 registrations = list(self._cloudcraft.list_accounts())

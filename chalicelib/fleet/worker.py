@@ -27,6 +27,7 @@ from chalicelib.onboarding.outcome import OFFBOARDING_KIND, ONBOARDING_KIND, Acc
 from chalicelib.onboarding.waiting import WaitingOnboarding, is_waiting_item, parse_waiting_item
 
 log = logging.getLogger("gatehouse.worker")
+LIST_REUSE_SECONDS = 60.0
 
 # Takes up an onboarding that waits for the account's access role: the arrival handler's own onboarding job.
 ResumeOnboarding = Callable[[WaitingOnboarding, str], dict[str, Any]]
@@ -41,15 +42,18 @@ class FleetWorker:
         self._resume_onboarding = resume_onboarding
         services.hand_back_rate_limits = True  # this container defers rate-limited messages, never waits
         self._fleet = services.fleet(settings)
-        self._registrations: list[Any] | None = None  # Cloudcraft's list, read once per batch
 
-    def _batch_registrations(self) -> list[Any]:
-        """One list per batch, not one per item: at Cloudcraft's 20 requests a minute, a list per item would halve
-        the accounts registered per hour. Each item's job lists again whenever its own checks say this one is stale
-        (another job held the account's lease first, or the ledger names a registration the list lacks)."""
-        if self._registrations is None:
-            self._registrations = list(self._services.cloudcraft(self._settings).list_accounts())
-        return self._registrations
+    def _recent_registrations(self) -> list[Any]:
+        """Cloudcraft's list, read at most once a minute by this container, not once per item: at 20 requests a
+        minute a list per item would halve the accounts registered per hour. Each item's job lists again whenever
+        its own checks say this one is stale (another job held the account's lease first, or the ledger names a
+        registration the list lacks), so Gatehouse's own registrations are never missed."""
+        now = self._services.clock.monotonic()
+        recent = self._services.recent_registrations
+        if recent is None or now - recent[0] > LIST_REUSE_SECONDS:
+            recent = (now, list(self._services.cloudcraft(self._settings).list_accounts()))
+            self._services.recent_registrations = recent
+        return recent[1]
 
     def process(self, body: str, receipt_handle: str, message_id: str) -> dict[str, Any]:
         """Raises to mark the message failed (SQS delivers it again); a 429 first pushes its next delivery past
@@ -97,9 +101,9 @@ class FleetWorker:
     def _run(self, item: WorkItem, message_id: str) -> dict[str, Any]:
         job = f"fleet_worker {item.action} (run {item.run_id}, message {message_id})"
         if item.action == "apply":
-            work = self._fleet.converge_account(item.account_id, job=job, registrations=self._batch_registrations)
+            work = self._fleet.converge_account(item.account_id, job=job, registrations=self._recent_registrations)
         else:
-            work = self._fleet.deregister_orphan(item.account_id, job=job, registrations=self._batch_registrations)
+            work = self._fleet.deregister_orphan(item.account_id, job=job, registrations=self._recent_registrations)
             if work.outcome == "deregistered":
                 forget_onboarding(self._services.once, item.account_id)
         if work.outcome == "refused":

@@ -64,6 +64,10 @@ class Executor:
         self._clock = clock
         self._jitter = jitter
 
+    @property
+    def hands_back_waits(self) -> bool:
+        return self._hand_back_waits
+
     def execute(self, plan: AccountPlan, iam: RoleWriter) -> ExecutionResult:
         result = ExecutionResult()
         if plan.error or plan.refused or plan.held:

@@ -188,7 +188,7 @@ def test_reconciliation_holds_a_changed_principal_until_the_settings_pin_it() ->
         assert "the role trusts 999999999999 but Cloudcraft now answers 888888888888" in summary["message"]
         assert "(2 account(s): 240000000001, 240000000002)" in summary["message"]
         assert sorted(summary["body"]["held"]) == ["240000000001", "240000000002"]
-        world.drain_queue()
+        world.run_worker(for_seconds=300)
         assert principals(world) == {
             "240000000001": f"arn:aws:iam::{CLOUDCRAFT}:root",
             "240000000002": f"arn:aws:iam::{CLOUDCRAFT}:root",

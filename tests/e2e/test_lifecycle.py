@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.planning.executor import PROPAGATION_WAIT
 from gatehouse.sandbox import samples
 from gatehouse.sandbox.world import QUEUE_VISIBILITY_TIMEOUT, Sandbox, generated_accounts
 
@@ -27,10 +28,11 @@ def test_reconciliation_queues_repairs_the_worker_applies_one_summary_is_sent() 
         assert summary["attributes"] == {"event_kind": "reconciliation", "outcome": "drift"}
         assert "register: 7" in summary["message"]
 
-        responses = world.drain_queue()
-        assert all(r["batchItemFailures"] == [] for r in responses)
+        world.run_worker(for_seconds=600)  # roles first, registrations on each item's next delivery
         assert queue_depth(world) == 0
         assert len(world.cloudcraft.accounts()) == 7
+        # One POST per account, each one Cloudcraft could verify: no request spent on a role not propagated yet.
+        assert [r["status"] for r in world.cloudcraft.requests_log() if r["method"] == "POST"] == [201] * 7
         assert len(world.roles()) == 7
 
         again = world.run_schedule("reconcile")
@@ -47,7 +49,10 @@ def test_report_mode_queues_nothing() -> None:
 def test_worker_partial_failure_retries_only_the_failed_items() -> None:
     with Sandbox({"organization": {"accounts": generated_accounts(5)}}) as world:
         world.run_schedule("reconcile")
-        world.cloudcraft.faults.unverifiable_next(5)  # the first account's registration keeps failing
+        [roles_written] = world.drain_queue(max_batches=1)  # every item writes its role and comes back in 20 s
+        assert len(roles_written["batchItemFailures"]) == 5
+        world.clock.advance(PROPAGATION_WAIT + 1)
+        world.cloudcraft.faults.unverifiable_next(1)  # the first account's registration fails
         [response] = world.drain_queue(max_batches=1)
         failures = response["batchItemFailures"]
         assert len(failures) == 1
@@ -84,7 +89,7 @@ def test_duplicate_work_message_applies_once() -> None:
             QueueUrl=world.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
         )
         sqs.send_message(QueueUrl=world.queue_url, MessageBody=message["Body"])  # SQS delivers at least once
-        world.drain_queue()
+        world.run_worker(for_seconds=300)
         assert sum(r["method"] == "POST" for r in world.cloudcraft.requests_log()) == 1
 
 

@@ -83,8 +83,9 @@ def test_two_workers_on_one_account_register_it_once() -> None:
                 )
             else:
                 sqs.delete_message(QueueUrl=world.queue_url, ReceiptHandle=message["ReceiptHandle"])
-        assert all(response["batchItemFailures"] == [] for response in world.drain_queue())
+        world.run_worker(for_seconds=300)  # whatever is left: the registration after the role, or a retry
 
+        assert world.queue_depth() == 0
         assert len(posts(world)) == 1
         assert len(world.cloudcraft.accounts()) == 1
         assert "failed" not in outcomes(world)

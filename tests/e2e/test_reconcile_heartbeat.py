@@ -88,7 +88,7 @@ def test_an_organization_in_order_still_counts_as_a_completed_reconciliation(
     monkeypatch.setenv("GATEHOUSE_STAGE", "dev")
     with Sandbox({"organization": {"accounts": generated_accounts(2)}}) as world:
         run_reconcile(world, capsys)
-        world.drain_queue()
+        world.run_worker(for_seconds=300)
         again, output = run_reconcile(world, capsys)
 
     assert again["outcome"] == "in-order"

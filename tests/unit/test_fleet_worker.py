@@ -14,7 +14,7 @@ from chalicelib.container import set_services
 from chalicelib.core.errors import AccessRoleUnavailableError, RoleNotVerifiableYet
 from chalicelib.core.models import MemberAccount
 from chalicelib.core.settings import parse_settings
-from chalicelib.fleet.worker import FleetWorker
+from chalicelib.fleet.worker import LIST_REUSE_SECONDS, FleetWorker
 from chalicelib.planning.executor import PROPAGATION_WAIT
 from chalicelib.planning.guard import OrganizationIds
 from chalicelib.planning.plan import desired_role
@@ -22,6 +22,7 @@ from tests.fakes import FakeDirectory, FakeServices, LambdaContextStub, role_as_
 
 NEW = MemberAccount("222222222222", "new", ou_path="Workloads/Dev")
 DRIFTED = MemberAccount("333333333333", "drifted", ou_path="Workloads/Prod")
+OTHER = MemberAccount("444444444444", "other", ou_path="Workloads/Prod")
 GONE = "777777777777"
 RUN = "run-1"
 
@@ -90,20 +91,22 @@ def test_a_new_account_gets_its_role_then_its_registration_on_the_next_delivery_
     assert (done["outcome"], done["actions"]) == ("applied", ["register"])
     assert (done["registration"], done["registration_id"]) == ("created", "cc-1")
     assert world.ledger.records == {NEW.account_id: "cc-1"}
-    # Listed live once per batch (the message carries no registrations); one POST, which Cloudcraft could verify.
+    # No list while the role was missing (nothing could be registered then); listed live when registering (the
+    # message carries no registrations); one POST, which Cloudcraft could verify.
     create = ("create", f"arn:aws:iam::{NEW.account_id}:role/cloudcraft")
-    assert world.cloudcraft_client.calls == [("list",), ("list",), create]
+    assert world.cloudcraft_client.calls == [("list",), create]
 
 
-def test_a_batch_lists_cloudcraft_once_for_all_its_items() -> None:
-    world = world_with(NEW, DRIFTED)
-    with_role(world, NEW, DRIFTED)
-    the_worker = worker(world)  # one batch
+def test_the_container_lists_cloudcraft_once_a_minute_for_all_its_items() -> None:
+    world = world_with(NEW, DRIFTED, OTHER)
+    with_role(world, NEW, DRIFTED, OTHER)
 
-    for n, account in enumerate((NEW, DRIFTED)):
-        assert the_worker.process(account_message(account), f"r-{n}", f"m-{n}")["registration"] == "created"
+    for n, account in enumerate((NEW, DRIFTED)):  # two batches, within the minute
+        assert worker(world).process(account_message(account), f"r-{n}", f"m-{n}")["registration"] == "created"
+    world.clock.advance(LIST_REUSE_SECONDS + 1)
+    assert worker(world).process(account_message(OTHER), "r-3", "m-3")["registration"] == "created"
 
-    assert [call[0] for call in world.cloudcraft_client.calls] == ["list", "create", "create"]
+    assert [call[0] for call in world.cloudcraft_client.calls] == ["list", "create", "create", "list", "create"]
 
 
 def test_an_account_message_repairs_from_live_state_and_keeps_the_registration_it_owns() -> None:
