@@ -83,6 +83,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/fleet.py --accounts 1000
 	$(BIN)/python benchmarks/glob.py
 	$(BIN)/python benchmarks/pace.py
+	$(BIN)/python benchmarks/new_accounts.py --accounts 300
 
 ## Deployment (README.md, Deploy). STAGE is a stage of .chalice/config.json.
 STAGE ?= dev

@@ -61,7 +61,7 @@ class Services:
         self._lock = threading.Lock()
         # The SQS worker's container sets this: a 429 then raises at once, and the worker defers the message.
         self.hand_back_rate_limits = False
-        # The worker's recent read of Cloudcraft's list, shared by its batches for a minute: (monotonic, list).
+        # The worker's recent read of Cloudcraft's list, shared by its batches for two minutes: (monotonic, list).
         self.recent_registrations: tuple[float, list[Any]] | None = None
         self._cloudcraft: tuple[ClientKey, CloudcraftClient] | None = None
         self._identity: tuple[float, tuple[ClientKey, str], CloudcraftIdentity] | None = None

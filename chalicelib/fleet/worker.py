@@ -27,7 +27,7 @@ from chalicelib.onboarding.outcome import OFFBOARDING_KIND, ONBOARDING_KIND, Acc
 from chalicelib.onboarding.waiting import WaitingOnboarding, is_waiting_item, parse_waiting_item
 
 log = logging.getLogger("gatehouse.worker")
-LIST_REUSE_SECONDS = 60.0
+LIST_REUSE_SECONDS = 120.0
 
 # Takes up an onboarding that waits for the account's access role: the arrival handler's own onboarding job.
 ResumeOnboarding = Callable[[WaitingOnboarding, str], dict[str, Any]]
@@ -44,7 +44,7 @@ class FleetWorker:
         self._fleet = services.fleet(settings)
 
     def _recent_registrations(self) -> list[Any]:
-        """Cloudcraft's list, read at most once a minute by this container, not once per item: at 20 requests a
+        """Cloudcraft's list, read at most once every two minutes by this container, not once per item: at 20 requests a
         minute a list per item would halve the accounts registered per hour. Each item's job lists again whenever
         its own checks say this one is stale (another job held the account's lease first, or the ledger names a
         registration the list lacks), so Gatehouse's own registrations are never missed."""

@@ -97,7 +97,7 @@ def test_a_new_account_gets_its_role_then_its_registration_on_the_next_delivery_
     assert world.cloudcraft_client.calls == [("list",), create]
 
 
-def test_the_container_lists_cloudcraft_once_a_minute_for_all_its_items() -> None:
+def test_the_container_reuses_its_cloudcraft_list_for_two_minutes() -> None:
     world = world_with(NEW, DRIFTED, OTHER)
     with_role(world, NEW, DRIFTED, OTHER)
 
