@@ -30,7 +30,7 @@ from chalicelib.planning.plan import (
     plan_orphans,
     refusal,
 )
-from chalicelib.planning.registration import Registration
+from chalicelib.planning.registration import Registration, RegistrationIndex
 from chalicelib.planning.scope import check_scope, management_refusal
 
 log = logging.getLogger("gatehouse.fleet")
@@ -138,10 +138,17 @@ class Fleet:
         refused = refusal(settings, identity, organization)
 
         def one(member: MemberAccount) -> tuple[MemberAccount, MemberView | None]:
-            if settings.opt_out_tag is not None:
-                member = replace(member, tags=self._directory.tags(member.account_id))
+            # Tags decide only whether an in-scope account opts out: read them only for those (fewer calls to
+            # Organizations' most throttled API), and a failed read is this account's result, not the plan's end.
             if not check_scope(member, settings).in_scope:
                 return member, None
+            if settings.opt_out_tag is not None:
+                try:
+                    member = replace(member, tags=self._directory.tags(member.account_id))
+                except GatehouseError as exc:
+                    return member, MemberView(error=f"its tags could not be read: {exc}")
+                if not check_scope(member, settings).in_scope:
+                    return member, None
             if refused:
                 return member, MemberView()  # not read: plan_account refuses the answer before looking at it
             return member, self.read_member(member.account_id)
@@ -149,10 +156,9 @@ class Fleet:
         with ThreadPoolExecutor(max_workers=self._workers) as pool:
             read = list(pool.map(one, members))
         plan = FleetPlan(offboarding=settings.offboarding, registrations=registrations, refusal=refused)
+        index = RegistrationIndex(registrations)  # once: each account's plan looks up its own registrations
         plan.accounts = [
-            plan_account(
-                member, settings, identity, view, registrations=registrations, owned=owned, organization=organization
-            )
+            plan_account(member, settings, identity, view, registrations=index, owned=owned, organization=organization)
             for member, view in read
         ]
         plan.orphans = plan_orphans([member for member, _ in read], settings, registrations, owned)

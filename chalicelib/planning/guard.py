@@ -38,7 +38,10 @@ class OrganizationIds:
     members: frozenset[str] = frozenset()
 
     def including(self, account_ids: Iterable[str]) -> OrganizationIds:
-        return OrganizationIds(self.management, self.members | frozenset(account_ids))
+        extra = frozenset(account_ids) - self.members
+        # Itself when nothing is new: a plan asks this once per account, and copying every member each time
+        # would make planning quadratic in the size of the Organization.
+        return OrganizationIds(self.management, self.members | extra) if extra else self
 
     def role_of(self, account_id: str) -> str | None:
         if account_id and account_id == self.management:

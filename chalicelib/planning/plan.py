@@ -22,7 +22,13 @@ from chalicelib.planning.guard import (
     principal_change,
 )
 from chalicelib.planning.policy_guard import check_policy
-from chalicelib.planning.registration import DesiredRegistration, Registration, RegistrationPlan, plan_registration
+from chalicelib.planning.registration import (
+    DesiredRegistration,
+    Registration,
+    RegistrationIndex,
+    RegistrationPlan,
+    plan_registration,
+)
 from chalicelib.planning.role import ObservedRole, RoleChange, RoleSpec, TrustFacts, plan_role_changes, read_trust
 from chalicelib.planning.scope import ScopeDecision, check_scope
 
@@ -306,7 +312,7 @@ def plan_account(
     identity: CloudcraftIdentity,
     view: MemberView | None,
     *,
-    registrations: Sequence[Registration],
+    registrations: Sequence[Registration] | RegistrationIndex,
     owned: dict[str, str],
     organization: OrganizationIds,
 ) -> AccountPlan:
@@ -332,8 +338,10 @@ def plan_account(
                 account, scope, access_role=view.access_role, spec=spec, role_exists=True, trust=trust, held=held
             )
     desired = desired_registration(settings, account, spec.role_arn(account.account_id))
-    registration = plan_registration(registrations, desired)
-    by_id = {reg.id: reg for reg in registrations}
+    index = registrations if isinstance(registrations, RegistrationIndex) else RegistrationIndex(registrations)
+    mine = index.of(account.account_id)
+    registration = plan_registration(mine, desired)
+    by_id = {reg.id: reg for reg in mine}
     deletable = tuple(
         dup
         for dup in registration.duplicates

@@ -48,6 +48,21 @@ class RegistrationPlan:
     kept_write_access: tuple[str, ...] | None = None
 
 
+class RegistrationIndex:
+    """Cloudcraft's list indexed by AWS account once per plan, so planning N accounts against R registrations costs
+    N + R, not N x R."""
+
+    def __init__(self, registrations: Sequence[Registration]) -> None:
+        self._by_account: dict[str, list[Registration]] = {}
+        for registration in registrations:
+            if registration.aws_account_id:
+                self._by_account.setdefault(registration.aws_account_id, []).append(registration)
+
+    def of(self, aws_account_id: str) -> list[Registration]:
+        """Every registration of one AWS account, matched on the role ARN's account, never on the name."""
+        return list(self._by_account.get(aws_account_id, ()))
+
+
 def registrations_of(accounts: Sequence[Registration], aws_account_id: str) -> list[Registration]:
     """Every registration of one AWS account, matched on the role ARN's account, never on the name."""
     return [account for account in accounts if account.aws_account_id == aws_account_id]

@@ -134,11 +134,10 @@ def test_keep_mode_plans_no_deregistration() -> None:
     "break_it",
     [
         lambda w: w.directory.script.fail_next("list", AwsError("organizations:ListRoots AccessDenied")),
-        lambda w: w.directory.script.fail_next("tags", AwsError("organizations throttled")),
         lambda w: w.cloudcraft_client.script.fail_next("list", CloudcraftServerError("500", status=500)),
         lambda w: w.ledger.script.fail_next("owned", AwsError("dynamodb:Scan throttled")),
     ],
-    ids=["directory", "tags", "cloudcraft", "ledger"],
+    ids=["directory", "cloudcraft", "ledger"],
 )
 def test_a_plan_that_cannot_read_the_organization_raises_and_writes_nothing(break_it: Any) -> None:
     world = standard_world()
@@ -150,6 +149,24 @@ def test_a_plan_that_cannot_read_the_organization_raises_and_writes_nothing(brea
     assert world.cloudcraft_client.writes == []
     assert world.members.writes == []
     assert world.ledger.writes == []
+
+
+def test_tags_are_read_only_for_in_scope_accounts_and_a_failed_read_is_that_accounts_result() -> None:
+    world = standard_world()
+    world.directory.script.fail_next("tags", AwsError("organizations:ListTagsForResource throttled"))
+
+    plan = fleet(world).plan()
+
+    assert OUTSIDE.account_id not in world.directory.tag_reads  # its OU decides: its tags are never needed
+    assert sorted(world.directory.tag_reads) == sorted([NEW.account_id, DRIFTED.account_id, IN_ORDER.account_id])
+    failed = {p.account.account_id: p.error for p in plan.accounts if p.error}
+    assert len(failed) == 1  # the one whose read failed; the plan went on for the others
+    [(account, error)] = failed.items()
+    assert "its tags could not be read: organizations:ListTagsForResource throttled" in error
+    assert {p.account.account_id for p in plan.accounts if p.changes} == {NEW.account_id, DRIFTED.account_id} - {
+        account
+    }
+    assert world.members.writes == []
 
 
 # --- apply -----------------------------------------------------------------------------------------------

@@ -175,3 +175,26 @@ def test_orphans_and_the_fleet_summary() -> None:
     kept = FleetPlan(accounts=[], orphans=orphans, offboarding="keep")
     assert kept.deregistrations == []
     assert not kept.changes
+
+
+def test_planning_against_the_index_is_planning_against_the_list() -> None:
+    from chalicelib.planning.registration import RegistrationIndex
+
+    accounts = [MemberAccount(f"2222222222{n:02d}", f"a{n}", ou_path="Workloads/Dev") for n in range(12)]
+    registrations = [
+        Reg(f"r{n}", f"a{n % 8} ({accounts[n % 8].account_id})", f"arn:aws:iam::{accounts[n % 8].account_id}:role/x")
+        for n in range(20)  # some accounts registered twice or three times, some not at all
+    ] + [Reg("foreign", "elsewhere", "arn:aws:iam::999000000001:role/cloudcraft")]
+    index = RegistrationIndex(registrations)
+    organization = ORGANIZATION.including(a.account_id for a in accounts)
+
+    for account in accounts:
+        view = MemberView("OrganizationAccountAccessRole")
+        by_list = planning.plan_account(
+            account, SETTINGS, IDENTITY, view, registrations=registrations, owned={}, organization=organization
+        )
+        by_index = planning.plan_account(
+            account, SETTINGS, IDENTITY, view, registrations=index, owned={}, organization=organization
+        )
+        assert by_index == by_list
+        assert by_index.registration == by_list.registration
