@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 
-from chalicelib.adapters.aws import CLIENT_CONFIG, aws_call
+from chalicelib.adapters.aws import CLIENT_CONFIG, ORGANIZATIONS_CONFIG, aws_call
 from chalicelib.adapters.budget import DynamoBudget
 from chalicelib.adapters.cloudcraft.client import MAX_RETRY_AFTER, CloudcraftClient, api_key_problem
 from chalicelib.adapters.cloudcraft.limiter import RateLimiter
@@ -76,7 +76,7 @@ class Services:
 
     @cached_property
     def directory(self) -> OrganizationDirectory:
-        return OrganizationDirectory(self.client("organizations"))
+        return OrganizationDirectory(self.session.client("organizations", config=ORGANIZATIONS_CONFIG))
 
     @cached_property
     def member_access(self) -> MemberAccess:

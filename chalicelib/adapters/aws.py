@@ -16,6 +16,9 @@ from chalicelib.core.errors import AwsAccessDeniedError, AwsError, AwsNotFoundEr
 CLIENT_CONFIG = Config(
     retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=20, max_pool_connections=32
 )
+# Organizations allows few requests a second per account and throttles the rest: its client slows itself down
+# once throttled (botocore's adaptive mode, a client-side token bucket) and tries longer before giving up.
+ORGANIZATIONS_CONFIG = CLIENT_CONFIG.merge(Config(retries={"max_attempts": 10, "mode": "adaptive"}))
 
 # Codes callers branch on, raised as their own AwsError subclasses (the code stays on `.code` as well).
 NOT_FOUND_CODES = frozenset({"NoSuchEntity", "AccountNotFoundException", "ParameterNotFound"})

@@ -294,3 +294,9 @@ def test_a_claim_that_loses_a_race_takes_the_next_send_time(aws: None) -> None:
     assert DynamoBudget(Racing(), CONFIG.idempotency_table).claim(now=5000.0, interval=3.0, horizon=30) == 5006.0
     assert Racing.calls == 4  # free? no; take 5003? lost; free? no; take 5006: yes
     assert competitor.claim(now=5000.0, interval=3.0, horizon=30) == 5009.0  # no send time given twice
+
+
+def test_the_organizations_client_slows_itself_down_when_throttled(aws: None) -> None:
+    config = services().directory._client.meta.config
+
+    assert (config.retries["mode"], config.retries["total_max_attempts"]) == ("adaptive", 11)  # 10 retries
