@@ -7,7 +7,7 @@ import random
 import threading
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
@@ -22,7 +22,6 @@ from chalicelib.adapters.member import MemberAccess, MemberSession
 from chalicelib.adapters.organization import OrganizationDirectory
 from chalicelib.adapters.sns import SnsNotifier
 from chalicelib.adapters.workqueue import WorkQueue
-from chalicelib.approvals.service import ApprovalService
 from chalicelib.core.clock import Clock, SystemClock
 from chalicelib.core.errors import ConfigurationError
 from chalicelib.core.ids import partition_for_region
@@ -32,6 +31,9 @@ from chalicelib.onboarding.arrival import Onboarding
 from chalicelib.onboarding.departure import Offboarding
 from chalicelib.planning.executor import Executor
 from chalicelib.planning.plan import CloudcraftIdentity
+
+if TYPE_CHECKING:  # approvals are imported only by the functions that decide connections
+    from chalicelib.approvals.service import ApprovalService
 
 SETTINGS_MAX_AGE = 60  # seconds a warm container trusts its copy of the settings
 SECRET_MAX_AGE = 300
@@ -286,6 +288,7 @@ class Services:
         """Proton connection approvals. Rules are read once per run (a sweep judges every connection alike)."""
         from chalicelib.adapters.proton import ProtonGateway
         from chalicelib.approvals.rules.compile import load_rules_from_ssm
+        from chalicelib.approvals.service import ApprovalService
         from chalicelib.core.observability import logger
 
         if not self.config.rules_parameter:

@@ -3,14 +3,50 @@
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar, cast
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 
 SERVICE = "gatehouse"
+TRUE = frozenset({"1", "true", "yes", "on"})
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace="Gatehouse", service=SERVICE)
-tracer = Tracer(service=SERVICE)
+
+
+def tracing_enabled(env: dict[str, str] | os._Environ[str] = os.environ) -> bool:
+    """X-Ray tracing runs in Lambda unless POWERTOOLS_TRACE_DISABLED says otherwise (Powertools' own rule)."""
+    if env.get("POWERTOOLS_TRACE_DISABLED", "").strip().lower() in TRUE:
+        return False
+    return bool(env.get("AWS_LAMBDA_FUNCTION_NAME")) and not env.get("AWS_SAM_LOCAL")
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class TracerLike(Protocol):
+    def capture_lambda_handler(self, handler: F) -> F: ...
+
+
+class NoTracer:
+    """The tracer's decorator when tracing is off: building Powertools' Tracer imports the X-Ray SDK (about a
+    third of a handler's imports) even when it then records nothing."""
+
+    def capture_lambda_handler(self, handler: F) -> F:
+        return handler
+
+
+def _tracer() -> TracerLike:
+    if not tracing_enabled():
+        return NoTracer()
+    from aws_lambda_powertools import Tracer
+
+    return cast(TracerLike, Tracer(service=SERVICE))
+
+
+tracer = _tracer()
 
 
 class _DropSecretPayloads(logging.Filter):
