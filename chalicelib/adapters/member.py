@@ -7,8 +7,9 @@ import json
 import logging
 import random
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -99,17 +100,28 @@ def session_policy(managed_role_name: str) -> dict[str, Any]:
     }
 
 
+# Credentials kept per container: every account of a large Organization fits (they are small); past this, the
+# least recently used are assumed again when next needed.
+MAX_CACHED_SESSIONS = 20_000
+
+
 @dataclass(frozen=True)
 class MemberSession:
-    """Assumed credentials in one member account, as the one client Gatehouse uses there."""
+    """Assumed credentials in one member account. Only the credentials are kept (a few hundred bytes): the IAM
+    client is built when a job uses it and dropped with the job, so memory does not grow with the Organization
+    (a kept client costs about half a megabyte)."""
 
     account_id: str
     access_role: str
-    iam_client: Any
+    credentials: dict[str, str] = field(repr=False)
     expires_at: datetime | None
+    make_client: Callable[[dict[str, str]], Any] = field(repr=False, compare=False)
+
+    def iam_client(self) -> Any:
+        return self.make_client(self.credentials)
 
     def iam(self) -> MemberIam:
-        return MemberIam(self.iam_client, self.account_id)
+        return MemberIam(self.iam_client(), self.account_id)
 
 
 class MemberAccess:
@@ -129,7 +141,7 @@ class MemberAccess:
         self._session = session or boto3.session.Session()
         self._client_lock = threading.Lock()  # boto3 sessions are not thread-safe for client creation
         self._backoff = replace(ASSUME_ROLE_BACKOFF, jitter=jitter)
-        self._cache: dict[tuple[str, str], MemberSession] = {}
+        self._cache: OrderedDict[tuple[str, str], MemberSession] = OrderedDict()  # least recently used first
         self._lock = threading.Lock()
 
     def session(
@@ -142,6 +154,8 @@ class MemberAccess:
         cache_key = (account_id, managed_role_name)
         with self._lock:
             cached = self._cache.get(cache_key)
+            if cached is not None:
+                self._cache.move_to_end(cache_key)
         if cached and (
             cached.expires_at is None
             or (cached.expires_at - self._clock.now()).total_seconds() > CREDENTIAL_MARGIN_SECONDS
@@ -160,6 +174,8 @@ class MemberAccess:
                     continue
                 with self._lock:
                     self._cache[cache_key] = member
+                    while len(self._cache) > MAX_CACHED_SESSIONS:
+                        self._cache.popitem(last=False)
                 return member
             if not backoff.exhausted(attempt):
                 delay = backoff.delay(attempt)
@@ -182,16 +198,29 @@ class MemberAccess:
             Policy=json.dumps(session_policy(managed_role_name)),
         )
         credentials = response["Credentials"]
-        with self._client_lock:
-            iam = self._session.client(
-                "iam",
-                aws_access_key_id=credentials["AccessKeyId"],
-                aws_secret_access_key=credentials["SecretAccessKey"],
-                aws_session_token=credentials["SessionToken"],
-                config=CLIENT_CONFIG,
-            )
+        keys = {
+            "aws_access_key_id": str(credentials["AccessKeyId"]),
+            "aws_secret_access_key": str(credentials["SecretAccessKey"]),
+            "aws_session_token": str(credentials["SessionToken"]),
+        }
         expiration = credentials.get("Expiration")
-        return MemberSession(account_id, role_name, iam, expiration if isinstance(expiration, datetime) else None)
+        return MemberSession(
+            account_id,
+            role_name,
+            keys,
+            expiration if isinstance(expiration, datetime) else None,
+            self._iam_client,
+        )
+
+    def _iam_client(self, credentials: dict[str, str]) -> Any:
+        with self._client_lock:
+            return self._session.client(
+                "iam",
+                config=CLIENT_CONFIG,
+                aws_access_key_id=credentials["aws_access_key_id"],
+                aws_secret_access_key=credentials["aws_secret_access_key"],
+                aws_session_token=credentials["aws_session_token"],
+            )
 
 
 class MemberIam:

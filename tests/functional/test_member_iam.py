@@ -68,7 +68,7 @@ def test_role_created_then_left_alone_then_repaired(org: dict[str, Any]) -> None
     assert observed.managed_policy_arns == (READ_ONLY_ACCESS_ARN,)
     assert observed.owned
 
-    raw = member.iam_client
+    raw = member.iam_client()
     raw.attach_role_policy(RoleName="cloudcraft", PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
     rotated = RoleSpec("cloudcraft", "999999999999", "ext-2")
     drifted = iam.read_role("cloudcraft", inline_documents=False)
@@ -139,7 +139,7 @@ def test_the_role_is_created_within_the_read_only_boundary_and_an_adopted_one_ge
 ) -> None:
     access = MemberAccess(boto3.client("sts", region_name="us-east-1"), RecordingClock())
     member = access.session(org["account"], ROLES, 1, managed_role_name="cloudcraft")
-    iam, raw = member.iam(), member.iam_client
+    iam, raw = member.iam(), member.iam_client()
 
     iam.apply(SPEC, plan_role_changes(SPEC, None))
     boundary = raw.get_role(RoleName="cloudcraft")["Role"]["PermissionsBoundary"]
@@ -176,3 +176,13 @@ def test_session_policy_grants_only_within_the_read_only_boundary() -> None:
     unconditioned = set(statements["CloudcraftRoleOnly"]["Action"])
     assert not unconditioned & {"iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy"}
     assert all(s["Resource"] == "arn:aws:iam::*:role/cloudcraft" for s in statements.values() if s["Effect"] == "Allow")
+
+
+def test_a_session_keeps_credentials_not_a_client_and_never_shows_them(org: dict[str, Any]) -> None:
+    access = MemberAccess(boto3.client("sts", region_name="us-east-1"), RecordingClock())
+    member = access.session(org["account"], ROLES, 1, managed_role_name="cloudcraft")
+
+    assert set(member.credentials) == {"aws_access_key_id", "aws_secret_access_key", "aws_session_token"}
+    assert member.iam_client() is not member.iam_client()  # built per use, dropped with the job
+    assert member.credentials["aws_secret_access_key"] not in repr(member)
+    assert access.session(org["account"], ROLES, 1, managed_role_name="cloudcraft") is member  # cached
