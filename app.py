@@ -63,3 +63,11 @@ def proton_sweep(event: CloudWatchEvent) -> dict[str, Any]:
 
     result: dict[str, Any] = handle_proton_sweep(event.to_dict(), event.context)
     return result
+
+
+@app.on_sqs_message(queue="gatehouse-plan", batch_size=1, name="reconcile_page")
+def reconcile_page(event: SQSEvent) -> dict[str, Any]:
+    from chalicelib.handlers import handle_reconcile_page
+
+    result: dict[str, Any] = handle_reconcile_page(event.to_dict(), event.context)
+    return result

@@ -20,6 +20,7 @@ from chalicelib.adapters.lease import AccountLeases, DynamoLease
 from chalicelib.adapters.ledger import DynamoLedger
 from chalicelib.adapters.member import MemberAccess, MemberSession
 from chalicelib.adapters.organization import OrganizationDirectory
+from chalicelib.adapters.runs import DynamoRuns
 from chalicelib.adapters.sns import SnsNotifier
 from chalicelib.adapters.workqueue import WorkQueue
 from chalicelib.core.clock import Clock, SystemClock
@@ -304,6 +305,17 @@ class Services:
             logger,
             partition=self.partition,
         )
+
+    @cached_property
+    def runs(self) -> DynamoRuns:
+        """The reconciliation's runs, pages and tallies (records in the idempotency table)."""
+        return DynamoRuns(self.client("dynamodb"), self.config.idempotency_table)
+
+    @cached_property
+    def plan_queue(self) -> WorkQueue:
+        if not self.config.plan_queue_url:
+            raise ConfigurationError("GATEHOUSE_PLAN_QUEUE_URL is not set: the plan queue is part of the deployment")
+        return WorkQueue(self.client("sqs"), self.config.plan_queue_url)
 
     @cached_property
     def work_queue(self) -> WorkQueue:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -9,15 +10,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib.adapters.cloudcraft.errors import CloudcraftRateLimited
 from chalicelib.adapters.lease import AccountBusyError
-from chalicelib.adapters.workqueue import new_run_id, work_messages
+from chalicelib.adapters.workqueue import new_run_id
 from chalicelib.container import Services, get_services
 from chalicelib.core.errors import AccessRoleUnavailableError, ConfigurationError, EventParseError, GatehouseError
 from chalicelib.core.notifications import Notification, NotificationError, publish_reliably
 from chalicelib.core.observability import logger, metrics, tracer
 from chalicelib.events import event_id_of, parse_arrival, parse_departure
 from chalicelib.fleet.failures import BatchFailures, FailedItem, batch_failure_notification
-from chalicelib.fleet.report import REPORT_MESSAGE, ReportLocation, report_entries
-from chalicelib.fleet.service import reconciliation_notification
+from chalicelib.fleet.report import ReportLocation, failed_run_notification, run_notification
 from chalicelib.fleet.worker import FleetWorker
 from chalicelib.lastresort import last_resort
 from chalicelib.onboarding.arrival import forget_onboarding, onboarding_key
@@ -293,38 +293,119 @@ def handle_account_departure(event: dict[str, Any], context: Any) -> dict[str, A
 @tracer.capture_lambda_handler
 @last_resort("reconcile")
 def handle_reconcile(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The scheduled safety net: plan the whole Organization, queue the repairs, send one summary."""
+    """The scheduled safety net: survey the Organization once and queue it in pages for reconcile_page, which
+    plans them, queues their repairs and sends the run's one summary (fleet/fanout.py)."""
+    from chalicelib.fleet.fanout import start_run
+
     services = get_services()
     run_id = new_run_id()
     logger.append_keys(run_id=run_id)
+    _stage_dimension(services)
+    try:
+        settings = services.settings()
+        survey = services.fleet(settings).survey()
+        started = start_run(
+            survey,
+            settings,
+            run_id=run_id,
+            runs=services.runs,
+            plan_queue=services.plan_queue,
+            work_queue=services.work_queue if settings.reconcile == "repair" else None,
+            now=int(services.clock.now().timestamp()),
+            page_size=services.config.plan_page_size,
+        )
+    except GatehouseError as exc:
+        logger.exception("reconciliation could not start")
+        _publish(services, failed_run_notification(str(exc), run_id=run_id))
+        metrics.add_metric(name="ReconciliationFailed", unit=MetricUnit.Count, value=1)
+        return {"outcome": "failed", "reason": str(exc), "run_id": run_id}
+    logger.info("reconciliation started", accounts=started.accounts, pages=started.pages, queued=started.queued)
+    result: dict[str, Any] = {"outcome": "started", "run_id": run_id, "accounts": started.accounts}
+    result |= {"pages": started.pages, "completed": _complete_run(services, run_id, context)}
+    return result
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@last_resort("reconcile_page")
+def handle_reconcile_page(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """SQS: plan one page of a reconciliation run (see handle_reconcile); the page that completes the run sends
+    its summary. A failure is told once per message and the message retried; after the last retry the plan DLQ
+    keeps it (alarmed), and the run's missing summary fires the heartbeat alarm too."""
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+    from chalicelib.fleet.fanout import PageError, parse_page_item, plan_page
+    from chalicelib.fleet.service import read_member
+
+    services = get_services()
+    _stage_dimension(services)
+    services.once.register_lambda_context(context)
+    failures = BatchFailures()
+    retry: list[dict[str, str]] = []
+    done: list[dict[str, Any]] = []
+    records = [SQSRecord(raw) for raw in event.get("Records") or [] if isinstance(raw, dict)]
+    for record in records:
+        try:
+            item = parse_page_item(record.body)
+            logger.append_keys(run_id=item.run_id, page=item.page)
+            settings = services.settings()
+            sessions = services.member_session(settings, attempts=1)
+            tally = plan_page(
+                item,
+                settings,
+                runs=services.runs,
+                tags=services.directory.tags,
+                read=functools.partial(read_member, sessions, settings),
+                ledger=services.ledger,
+                work_queue=services.work_queue if settings.reconcile == "repair" else None,
+                now=int(services.clock.now().timestamp()),
+            )
+            done.append({"page": item.page, "accounts": tally.accounts, "completed": None})
+            done[-1]["completed"] = _complete_run(services, item.run_id, context)
+        except PageError as exc:  # not a page Gatehouse queued: told, consumed (retrying cannot make it one)
+            logger.error("plan-queue message rejected", reason=str(exc))
+            failures.add(record.message_id, record.body, record.attributes.approximate_receive_count, exc)
+        except Exception as exc:
+            logger.exception("page could not be planned")
+            failures.add(record.message_id, record.body, record.attributes.approximate_receive_count, exc)
+            retry.append({"itemIdentifier": record.message_id})
+    _report_failed_items(services, failures, len(records), context)
+    return {"batchItemFailures": retry, "pages": done}
+
+
+def _stage_dimension(services: Services) -> None:
     if services.config.stage:
         # Stages can share an account: each stage's heartbeat alarm watches its own reconciliations only.
         metrics.add_dimension(name="stage", value=services.config.stage)
+
+
+def _complete_run(services: Services, run_id: str, context: Any) -> dict[str, Any] | None:
+    """When every part of the run has reported: add them up and publish the run's one summary (once per run,
+    whichever invocation gets there). None while parts are missing."""
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
+    from chalicelib.fleet.fanout import add_up
+
+    tally = add_up(services.runs, run_id)
+    if tally is None:
+        return None
+    header = services.runs.header(run_id) or {}
+
+    def publish() -> dict[str, Any]:
+        location = ReportLocation.of_function(_log_group(context), run_id)
+        notification = run_notification(tally, repair=header.get("repair") is True, run_id=run_id, location=location)
+        _publish(services, notification)
+        for action, count in tally.summary.items():
+            metrics.add_metric(name="Reconcile" + action.title().replace(" ", ""), unit=MetricUnit.Count, value=count)
+        metrics.add_metric(name=RECONCILIATIONS_COMPLETED, unit=MetricUnit.Count, value=1)
+        return {"outcome": tally.outcome, "summary": dict(tally.summary), "queued": tally.queued}
+
     try:
-        settings = services.settings()
-        fleet = services.fleet(settings)
-        plan = fleet.plan()
-    except GatehouseError as exc:
-        logger.exception("reconciliation could not plan")
-        _publish(services, reconciliation_notification(None, str(exc), queued=0, repair=False, run_id=run_id))
-        metrics.add_metric(name="ReconciliationFailed", unit=MetricUnit.Count, value=1)
-        return {"outcome": "failed", "reason": str(exc)}
-    queued = 0
-    repair = settings.reconcile == "repair"
-    if repair and plan.changes:
-        fleet.record_principal(plan)
-        messages = work_messages(plan, run_id)
-        queued = services.work_queue.send(messages)
-    summary = plan.summary()
-    for action, count in summary.items():
-        metrics.add_metric(name="Reconcile" + action.title().replace(" ", ""), unit=MetricUnit.Count, value=count)
-    for entry in report_entries(plan):  # the full report, however long: the summary may have to be cut
-        logger.info(REPORT_MESSAGE, **entry)
-    location = ReportLocation(_log_group(context), run_id)
-    notification = reconciliation_notification(plan, "", queued=queued, repair=repair, run_id=run_id, location=location)
-    _publish(services, notification)
-    metrics.add_metric(name=RECONCILIATIONS_COMPLETED, unit=MetricUnit.Count, value=1)
-    return {"outcome": notification.attributes["outcome"], "summary": dict(summary), "queued": queued}
+        completed: dict[str, Any] = services.once.run_once(f"reconcile-summary#{run_id}", publish)
+    except IdempotencyAlreadyInProgressError:
+        return None  # another page is sending it
+    return completed
 
 
 @logger.inject_lambda_context(clear_state=True)

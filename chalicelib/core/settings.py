@@ -215,6 +215,12 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(problems)
 
 
+def _page_size(text: str) -> int:
+    if not text.strip().isdigit() or not 1 <= int(text) <= 1000:
+        raise ConfigurationError(f"GATEHOUSE_PLAN_PAGE_SIZE is {text[:20]!r}: set a whole number from 1 to 1000")
+    return int(text)
+
+
 @dataclass(frozen=True)
 class StageConfig:
     """Names of the deployed resources, from the stage's environment variables (read at call time)."""
@@ -225,6 +231,8 @@ class StageConfig:
     idempotency_table: str
     rules_parameter: str = ""
     work_queue_url: str = ""
+    plan_queue_url: str = ""  # the reconciliation's pages (fleet/fanout.py)
+    plan_page_size: int = 100  # accounts per page of the reconciliation (GATEHOUSE_PLAN_PAGE_SIZE, 1-1000)
     stage: str = ""  # the deployment stage (GATEHOUSE_STAGE); names the stage's own metrics
     # Cloudcraft API hosts besides api.cloudcraft.co that settings.cloudcraft_base_url may name: the template's
     # CloudcraftAllowedHosts parameter, so whoever can edit the settings cannot send the API key elsewhere.
@@ -270,6 +278,8 @@ class StageConfig:
             idempotency_table=env["GATEHOUSE_IDEMPOTENCY_TABLE"],
             rules_parameter=env.get("GATEHOUSE_RULES_PARAMETER", ""),
             work_queue_url=env.get("GATEHOUSE_WORK_QUEUE_URL", ""),
+            plan_queue_url=env.get("GATEHOUSE_PLAN_QUEUE_URL", ""),
+            plan_page_size=_page_size(env.get("GATEHOUSE_PLAN_PAGE_SIZE", "100")),
             stage=env.get("GATEHOUSE_STAGE", ""),
             cloudcraft_allowed_hosts=parse_allowed_hosts(env.get(ALLOWED_HOSTS_VARIABLE, "")),
         )

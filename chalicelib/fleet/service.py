@@ -13,9 +13,7 @@ from chalicelib.adapters.ledger import Ledger
 from chalicelib.adapters.member import MemberSession
 from chalicelib.core.errors import AccessRoleUnavailableError, GatehouseError
 from chalicelib.core.models import MemberAccount
-from chalicelib.core.notifications import SNS_MESSAGE_MAX_BYTES, Notification
 from chalicelib.core.settings import Settings
-from chalicelib.fleet.report import ReportLocation, cut_reconciliation_notification
 from chalicelib.planning.executor import ExecutionResult, Executor
 from chalicelib.planning.guard import OrganizationIds
 from chalicelib.planning.plan import (
@@ -101,6 +99,88 @@ class Progress:
     eta_seconds: float
 
 
+@dataclass(frozen=True)
+class Survey:
+    """What planning reads once for the whole Organization (see Fleet.survey)."""
+
+    members: list[MemberAccount]
+    registrations: Sequence[Registration]
+    identity: CloudcraftIdentity
+    owned: dict[str, str]  # AWS account ID → the registration Gatehouse owns
+    management: str  # the management account's ID
+    refusal: str  # Cloudcraft's answer refused for the whole Organization ("" when not)
+
+
+def read_member(member_session: Callable[[str], MemberSession], settings: Settings, account_id: str) -> MemberView:
+    """The Cloudcraft role in one account, or the reason it could not be read (never raises)."""
+    try:
+        member = member_session(account_id)
+        role = member.iam().read_role(
+            settings.cloudcraft_role_name, inline_documents=settings.permission_mode != "read-only-access"
+        )
+    except GatehouseError as exc:
+        return MemberView(error=str(exc))
+    return MemberView(member.access_role, role)
+
+
+def plan_members(
+    members: Sequence[MemberAccount],
+    settings: Settings,
+    survey: Survey,
+    *,
+    tags: Callable[[str], dict[str, str]],
+    read: Callable[[str], MemberView],
+    organization: OrganizationIds,
+    workers: int = DEFAULT_WORKERS,
+) -> FleetPlan:
+    """Plan `members` (all of the Organization, or one page of it) against what `survey` read once: each
+    account's role read concurrently, then planned against registrations indexed by account once.
+
+    `organization`: the accounts a trust principal must not be; the survey's refusal already covers the whole
+    Organization, so a page may pass its own accounts. Orphans are the registrations of `members` out of scope,
+    and, when `members` is the whole Organization, those of accounts not in it."""
+
+    def one(member: MemberAccount) -> tuple[MemberAccount, MemberView | None]:
+        # Tags decide only whether an in-scope account opts out: read them only for those (fewer calls to
+        # Organizations' most throttled API), and a failed read is this account's result, not the plan's end.
+        if not check_scope(member, settings).in_scope:
+            return member, None
+        if settings.opt_out_tag is not None:
+            try:
+                member = replace(member, tags=tags(member.account_id))
+            except GatehouseError as exc:
+                return member, MemberView(error=f"its tags could not be read: {exc}")
+            if not check_scope(member, settings).in_scope:
+                return member, None
+        if survey.refusal:
+            return member, MemberView()  # not read: plan_account refuses the answer before looking at it
+        return member, read(member.account_id)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        read_views = list(pool.map(one, members))
+    plan = FleetPlan(offboarding=settings.offboarding, refusal=survey.refusal)
+    index = RegistrationIndex(survey.registrations)  # once: each account's plan looks up its own registrations
+    plan.accounts = [
+        plan_account(
+            member, settings, survey.identity, view, registrations=index, owned=survey.owned, organization=organization
+        )
+        for member, view in read_views
+    ]
+    plan.orphans = plan_orphans([member for member, _ in read_views], settings, survey.registrations, survey.owned)
+    return plan
+
+
+def record_principal(plan: FleetPlan, identity: CloudcraftIdentity, ledger: Ledger) -> None:
+    """Before a plan's repairs are queued: when no role of Gatehouse's trusts an account yet, record the one
+    this plan checked (outside the whole Organization), so a worker meets an answer naming another account
+    between plan and work with a refusal, not a second principal in the fleet."""
+    if identity.recorded_account_id is not None:
+        return
+    principals = {p.spec.trusted_account_id for p in plan.accounts if p.spec is not None and p.changes}
+    if len(principals) == 1:
+        ledger.record_principal(principals.pop())
+
+
 class Fleet:
     def __init__(
         self,
@@ -126,65 +206,40 @@ class Fleet:
         self._workers = workers
 
     # --- plan (reads only) -------------------------------------------------------------------------------
-    def plan(self) -> FleetPlan:
-        settings = self._settings
+    def survey(self) -> Survey:
+        """What a plan reads once for the whole Organization: its accounts (no tags), Cloudcraft's list and
+        identity, Gatehouse's ownership records, and whether Cloudcraft's answer is refused for all of them."""
         members = self._directory.list_members(with_tags=False)
         registrations = list(self._cloudcraft.list_accounts())
         identity = self._identity()
-        owned = self._ledger.owned()
         # Every account of the Organization: none of them may become the trust principal.
         management = next((member.account_id for member in members if member.is_management), "")
         organization = OrganizationIds(management, frozenset(member.account_id for member in members))
-        refused = refusal(settings, identity, organization)
+        refused = refusal(self._settings, identity, organization)
+        return Survey(members, registrations, identity, self._ledger.owned(), management, refused)
 
-        def one(member: MemberAccount) -> tuple[MemberAccount, MemberView | None]:
-            # Tags decide only whether an in-scope account opts out: read them only for those (fewer calls to
-            # Organizations' most throttled API), and a failed read is this account's result, not the plan's end.
-            if not check_scope(member, settings).in_scope:
-                return member, None
-            if settings.opt_out_tag is not None:
-                try:
-                    member = replace(member, tags=self._directory.tags(member.account_id))
-                except GatehouseError as exc:
-                    return member, MemberView(error=f"its tags could not be read: {exc}")
-                if not check_scope(member, settings).in_scope:
-                    return member, None
-            if refused:
-                return member, MemberView()  # not read: plan_account refuses the answer before looking at it
-            return member, self.read_member(member.account_id)
-
-        with ThreadPoolExecutor(max_workers=self._workers) as pool:
-            read = list(pool.map(one, members))
-        plan = FleetPlan(offboarding=settings.offboarding, registrations=registrations, refusal=refused)
-        index = RegistrationIndex(registrations)  # once: each account's plan looks up its own registrations
-        plan.accounts = [
-            plan_account(member, settings, identity, view, registrations=index, owned=owned, organization=organization)
-            for member, view in read
-        ]
-        plan.orphans = plan_orphans([member for member, _ in read], settings, registrations, owned)
+    def plan(self) -> FleetPlan:
+        """The whole Organization in one plan (the operator's `gatehouse plan`; the scheduled reconciliation
+        plans it in pages, fleet/fanout.py)."""
+        survey = self.survey()
+        plan = plan_members(
+            survey.members,
+            self._settings,
+            survey,
+            tags=self._directory.tags,
+            read=self.read_member,
+            workers=self._workers,
+            organization=OrganizationIds(survey.management, frozenset(m.account_id for m in survey.members)),
+        )
+        plan.registrations = list(survey.registrations)
         return plan
 
     def read_member(self, account_id: str) -> MemberView:
         """The Cloudcraft role in one account, or the reason it could not be read (never raises)."""
-        try:
-            member = self._member_session(account_id)
-            role = member.iam().read_role(
-                self._settings.cloudcraft_role_name,
-                inline_documents=self._settings.permission_mode != "read-only-access",
-            )
-        except GatehouseError as exc:
-            return MemberView(error=str(exc))
-        return MemberView(member.access_role, role)
+        return read_member(self._member_session, self._settings, account_id)
 
     def record_principal(self, plan: FleetPlan) -> None:
-        """Before a plan's repairs are queued: when no role of Gatehouse's trusts an account yet, record the one
-        this plan checked (outside the whole Organization), so a worker meets an answer naming another account
-        between plan and work with a refusal, not a second principal in the fleet."""
-        if self._identity().recorded_account_id is not None:
-            return
-        principals = {p.spec.trusted_account_id for p in plan.accounts if p.spec is not None and p.changes}
-        if len(principals) == 1:
-            self._ledger.record_principal(principals.pop())
+        record_principal(plan, self._identity(), self._ledger)
 
     # --- one account, under its lease ---------------------------------------------------------------------
     def converge_account(
@@ -372,87 +427,6 @@ def _identity_of(plan: AccountPlan) -> CloudcraftIdentity | None:
     if spec is None:
         return None
     return CloudcraftIdentity(spec.trusted_account_id, spec.external_id, spec.inline_policy)
-
-
-RECONCILE_KIND = "reconciliation"
-
-
-def reconciliation_notification(
-    plan: FleetPlan | None,
-    error: str,
-    *,
-    queued: int,
-    repair: bool,
-    run_id: str = "",
-    location: ReportLocation | None = None,
-) -> Notification:
-    """One summary per run: counts by action, and the accounts that failed and why. A run too large for one SNS
-    message gets a cut summary that says where the full report is (`location`, see fleet/report.py)."""
-    if plan is None:
-        return Notification(
-            subject="Gatehouse: reconciliation FAILED",
-            text=f"The reconciliation could not plan the Organization.\n\nWhy: {error}\n\nNothing was changed.",
-            body={"event_kind": RECONCILE_KIND, "outcome": "failed", "reason": error, "run_id": run_id},
-            attributes={"event_kind": RECONCILE_KIND, "outcome": "failed"},
-        )
-    summary = plan.summary()
-    failed = {p.account.account_id: p.error for p in plan.accounts if p.error}
-    refused, held = plan.refused, plan.held
-    outcome = "failed" if failed or refused or held else "drift" if plan.changes else "in-order"
-    headline = f"Reconciliation of {len(plan.accounts)} accounts: {outcome}."
-    subject = f"Gatehouse: reconciliation {outcome} ({len(plan.accounts)} accounts)"
-    queued_line = ""
-    if plan.changes:
-        queued_line = (
-            f"{queued} repairs queued for the fleet worker." if repair else "Repairs not queued: reconcile=report."
-        )
-    lines = [headline, ""]
-    lines += [f"  {action}: {count}" for action, count in sorted(summary.items())]
-    if queued_line:
-        lines += ["", queued_line]
-    if refused:
-        lines += ["", "Cloudcraft's answer was REFUSED; nothing was written for these accounts:"]
-        lines += grouped_reasons(refused)
-    if held:
-        lines += ["", "Principal changes held; nothing was written for these accounts:"]
-        lines += grouped_reasons(held)
-    if failed:
-        lines += ["", "Accounts that could not be read:"] + [
-            f"  {account}: {why}" for account, why in sorted(failed.items())
-        ]
-    unowned = [o for o in plan.orphans if not o.owned]
-    if unowned:
-        lines += ["", "Registrations of accounts outside the scope that Gatehouse does not own (left alone):"]
-        lines += [f"  {o.name} ({o.aws_account_id}): {o.reason}" for o in unowned]
-    if run_id:
-        lines += ["", f"Run: {run_id}"]
-    notification = Notification(
-        subject=subject,
-        text="\n".join(lines),
-        body={
-            "event_kind": RECONCILE_KIND,
-            "outcome": outcome,
-            "queued": queued,
-            "failed": failed,
-            "refused": refused,
-            "held": held,
-            "run_id": run_id,
-            **plan.to_dict(),
-        },
-        attributes={"event_kind": RECONCILE_KIND, "outcome": outcome},
-    )
-    if notification.sns_size() <= SNS_MESSAGE_MAX_BYTES:
-        return notification
-    return cut_reconciliation_notification(
-        plan,
-        headline=headline,
-        subject=subject,
-        outcome=outcome,
-        queued=queued,
-        queued_line=queued_line,
-        run_id=run_id,
-        location=location,
-    )
 
 
 def grouped_reasons(reasons: dict[str, str], limit: int = 10) -> list[str]:

@@ -35,6 +35,7 @@ STAGE = "sandbox"
 TOPIC_NAME = f"gatehouse-{STAGE}-ops"
 TABLE_NAME = f"gatehouse-{STAGE}-idempotency"
 QUEUE_NAME = f"gatehouse-{STAGE}-work"
+PLAN_QUEUE_NAME = f"gatehouse-{STAGE}-plan"
 SETTINGS_PARAMETER = f"/gatehouse/{STAGE}/settings"
 RULES_PARAMETER = f"/gatehouse/{STAGE}/proton-rules"
 SECRET_NAME = f"gatehouse/{STAGE}/cloudcraft-api-key"
@@ -53,7 +54,7 @@ def generated_accounts(count: int) -> list[dict[str, Any]]:
     return [{"id": f"{100000000000 + i}", "name": f"account-{i:04d}", "ou": ous[i % len(ous)]} for i in range(count)]
 
 
-SANDBOX_OPTIONS = ("eventbridge_retries", "start", "seed")
+SANDBOX_OPTIONS = ("eventbridge_retries", "start", "seed", "plan_page_size")
 LAMBDA_RETRY_WAIT = 300.0  # real seconds a retry waits for the invocations it follows: a hang guard only
 
 
@@ -104,6 +105,7 @@ class Sandbox:
         self.clock = VirtualClock(sandbox_cfg["start"])
         self.rng = random.Random(sandbox_cfg["seed"])  # noqa: S311 - backoff jitter, reproducible on purpose
         self.eventbridge_retries = sandbox_cfg["eventbridge_retries"]
+        self.plan_page_size = sandbox_cfg["plan_page_size"]
         self.api_key = "cc-sandbox-" + secrets.token_hex(16)
         self.deliveries: list[Delivery] = []
         self.errors: list[dict[str, str]] = []
@@ -113,6 +115,7 @@ class Sandbox:
         self._running: set[int] = set()  # handler invocations under way (ids from _next_invocation)
         self._next_invocation = 0
         self._worker_container: Services | None = None  # the fleet worker's own (see drain_queue)
+        self._planner_container: Services | None = None  # reconcile_page's own (see run_schedule)
 
     # --- lifecycle ---------------------------------------------------------------------------------------
     def __enter__(self) -> Sandbox:
@@ -185,6 +188,8 @@ class Sandbox:
             GATEHOUSE_TOPIC_ARN=f"arn:aws:sns:{REGION}:{MANAGEMENT_ACCOUNT_ID}:{TOPIC_NAME}",
             GATEHOUSE_IDEMPOTENCY_TABLE=TABLE_NAME,
             GATEHOUSE_WORK_QUEUE_URL="",
+            GATEHOUSE_PLAN_QUEUE_URL="",
+            GATEHOUSE_PLAN_PAGE_SIZE=str(self.plan_page_size),
             POWERTOOLS_METRICS_DISABLED="true",
             POWERTOOLS_TRACE_DISABLED="true",
             POWERTOOLS_SERVICE_NAME="gatehouse",
@@ -251,6 +256,10 @@ class Sandbox:
             Attributes={"VisibilityTimeout": str(int(QUEUE_VISIBILITY_TIMEOUT))},
         )["QueueUrl"]
         os.environ["GATEHOUSE_WORK_QUEUE_URL"] = self.queue_url
+        self.plan_queue_url = self.client("sqs").create_queue(
+            QueueName=PLAN_QUEUE_NAME, Attributes={"VisibilityTimeout": str(int(QUEUE_VISIBILITY_TIMEOUT))}
+        )["QueueUrl"]
+        os.environ["GATEHOUSE_PLAN_QUEUE_URL"] = self.plan_queue_url
         self.client("dynamodb").create_table(
             TableName=TABLE_NAME,
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
@@ -519,6 +528,7 @@ class Sandbox:
         parameters.clear_caches()  # type: ignore[no-untyped-call]
         set_services(Services(StageConfig.from_environment(), clock=self.clock, rng=self.rng))
         self._worker_container = None
+        self._planner_container = None
 
     def invoke(self, handler_name: str, event: dict[str, Any]) -> Any:
         """Call one of the app's handlers directly, as a schedule or an event source mapping would."""
@@ -539,10 +549,51 @@ class Sandbox:
         self.deliveries.append(delivery)
         try:
             delivery.result = self.invoke(handler_name, scheduled_event())
+            if handler_name == "reconcile":
+                delivery.result = self._plan_pages(delivery.result)
         except Exception as exc:
             delivery.error = f"{type(exc).__name__}: {exc}"
             self.errors.append({"source": delivery.source, "message": delivery.error})
         return delivery.result
+
+    def _plan_pages(self, started: dict[str, Any]) -> dict[str, Any]:
+        """The reconciliation's pages, planned by reconcile_page in a container of its own (SQS event source
+        mapping, batch size 1). Returns the run's result as the invocation that completed it returned it
+        (outcome, summary, queued), with the run ID and page count; the coordinator's own when the run did not
+        complete (it failed to start, or a page failed)."""
+        from chalicelib.container import Services, get_services, set_services
+        from chalicelib.core.settings import StageConfig
+
+        completed = started.get("completed")
+        if self._planner_container is None:
+            self._planner_container = Services(StageConfig.from_environment(), clock=self.clock, rng=self.rng)
+        events_container = get_services()
+        set_services(self._planner_container)
+        sqs = self.client("sqs")
+        try:
+            while True:
+                received = sqs.receive_message(
+                    QueueUrl=self.plan_queue_url, MaxNumberOfMessages=1, AttributeNames=["All"]
+                ).get("Messages", [])
+                if not received:
+                    break
+                event = {"Records": [_sqs_record(message, self.plan_queue_url) for message in received]}
+                try:
+                    response = self.invoke("reconcile_page", event)
+                except Exception as exc:  # the whole batch failed: it comes back after its visibility timeout
+                    self.errors.append({"source": "reconcile_page", "message": f"{type(exc).__name__}: {exc}"})
+                    continue
+                failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+                for message in received:
+                    if message["MessageId"] not in failed:
+                        sqs.delete_message(QueueUrl=self.plan_queue_url, ReceiptHandle=message["ReceiptHandle"])
+                for page in response.get("pages", []):
+                    completed = page.get("completed") or completed
+        finally:
+            set_services(events_container)
+        if not completed:
+            return started
+        return {**completed, "run_id": started.get("run_id"), "pages": started.get("pages")}
 
     def drain_queue(self, *, batch_size: int = 5, max_batches: int = 100) -> list[dict[str, Any]]:
         """Feed the work queue to the fleet worker like Lambda's SQS event source mapping: receive a batch,
@@ -737,7 +788,10 @@ def _sandbox_options(raw: Any) -> dict[str, Any]:
     seed = raw.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise SandboxError(f"sandbox.seed must be a whole number (got {seed!r})")
-    return {"eventbridge_retries": retries, "start": start, "seed": seed}
+    page_size = raw.get("plan_page_size", 100)
+    if not isinstance(page_size, int) or isinstance(page_size, bool) or not 1 <= page_size <= 1000:
+        raise SandboxError("sandbox.plan_page_size must be a whole number from 1 to 1000 (accounts per page)")
+    return {"eventbridge_retries": retries, "start": start, "seed": seed, "plan_page_size": page_size}
 
 
 def _sqs_record(message: dict[str, Any], queue_url: str) -> dict[str, Any]:
