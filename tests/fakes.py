@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -524,6 +525,45 @@ class FakeConnectionGateway:
 # --- the composition root over the fakes -----------------------------------------------------------------
 
 
+class MemoryRuns:
+    """chalicelib.adapters.runs.DynamoRuns in memory (the real one is exercised on moto by the sandbox)."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, Any] = {}
+
+    def start(self, run_id: str, *, header: dict[str, Any], pages: list[dict[str, Any]], now: int) -> None:
+        for number, page in enumerate(pages, start=1):
+            self.items[f"{run_id}#page#{number}"] = json.dumps(page)
+        self.items[run_id] = {"header": header, "parts": len(pages) + 1, "reported": 0}
+
+    def header(self, run_id: str) -> dict[str, Any] | None:
+        run = self.items.get(run_id)
+        return dict(run["header"]) if run else None
+
+    def page(self, run_id: str, page: int) -> str | None:
+        text = self.items.get(f"{run_id}#page#{page}")
+        return str(text) if text is not None else None
+
+    def report(self, run_id: str, part: int, tally: dict[str, Any], *, now: int) -> bool:
+        key = f"{run_id}#part#{part}"
+        if key in self.items:
+            return False
+        self.items[key] = json.loads(json.dumps(tally))
+        self.items[run_id]["reported"] += 1
+        return True
+
+    def progress(self, run_id: str) -> Any:
+        from chalicelib.adapters.runs import RunProgress
+
+        run = self.items[run_id]
+        return RunProgress(run["parts"], run["reported"])
+
+    def parts(self, run_id: str, count: int) -> Iterator[dict[str, Any]]:
+        for part in range(count):
+            if f"{run_id}#part#{part}" in self.items:
+                yield self.items[f"{run_id}#part#{part}"]
+
+
 @dataclass
 class FakeServices:
     """What handlers and the fleet worker ask of chalicelib.container.Services, built from the fakes above.
@@ -542,6 +582,8 @@ class FakeServices:
     notifier: FakeNotifier = field(default_factory=FakeNotifier)
     once: FakeOnceGuard = field(default_factory=FakeOnceGuard)
     work_queue: FakeWorkQueue = field(default_factory=FakeWorkQueue)
+    plan_queue: FakeWorkQueue = field(default_factory=FakeWorkQueue)
+    runs: MemoryRuns = field(default_factory=MemoryRuns)
     settings_error: Exception | None = None
     hand_back_rate_limits: bool = False
     recent_registrations: tuple[float, list[Any]] | None = None

@@ -36,7 +36,11 @@ def test_reconciliation_queues_repairs_the_worker_applies_one_summary_is_sent() 
         assert len(world.roles()) == 7
 
         again = world.run_schedule("reconcile")
-        assert again == {"outcome": "in-order", "summary": {"nothing to do": 7, "out of scope": 1}, "queued": 0}
+        assert {key: again[key] for key in ("outcome", "summary", "queued")} == {
+            "outcome": "in-order",
+            "summary": {"nothing to do": 7, "out of scope": 1},
+            "queued": 0,
+        }
 
 
 def test_report_mode_queues_nothing() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from typing import Any
 
 import pytest
@@ -12,7 +14,8 @@ from chalicelib.container import set_services
 from chalicelib.core.errors import AwsError
 from chalicelib.core.models import MemberAccount
 from chalicelib.core.settings import parse_settings
-from chalicelib.fleet.service import Fleet, Progress, reconciliation_notification
+from chalicelib.fleet.report import RunTally, failed_run_notification, run_notification
+from chalicelib.fleet.service import Fleet, Progress
 from chalicelib.planning.guard import OrganizationIds
 from chalicelib.planning.plan import FleetPlan, desired_role
 from tests.fakes import FakeDirectory, FakeServices, LambdaContextStub, role_as_wanted
@@ -253,7 +256,7 @@ def test_applying_a_plan_without_changes_writes_nothing() -> None:
 
 
 def test_the_summary_of_a_plan_that_failed_says_nothing_was_changed() -> None:
-    note = reconciliation_notification(None, "organizations:ListRoots AccessDenied", queued=0, repair=True)
+    note = failed_run_notification("organizations:ListRoots AccessDenied")
 
     assert note.subject == "Gatehouse: reconciliation FAILED"
     assert "Why: organizations:ListRoots AccessDenied" in note.text
@@ -267,7 +270,7 @@ def test_the_summary_counts_actions_queued_repairs_failures_and_foreign_orphans(
     lab = world.cloudcraft_client.add(OUTSIDE.account_id, name="lab registration")
     plan = fleet(world).plan()
 
-    note = reconciliation_notification(plan, "", queued=2, repair=True)
+    note = run_notification(RunTally.of(plan, queued=2), repair=True)
 
     assert note.subject == "Gatehouse: reconciliation failed (4 accounts)"
     assert note.attributes == {"event_kind": "reconciliation", "outcome": "failed"}
@@ -276,20 +279,22 @@ def test_the_summary_counts_actions_queued_repairs_failures_and_foreign_orphans(
     assert "  repair policy: 1" in lines
     assert "  out of scope: 1" in lines
     assert "2 repairs queued for the fleet worker." in lines
-    assert f"  {IN_ORDER.account_id}: no access role could be assumed in {IN_ORDER.account_id}" in lines
-    assert (
-        f"  lab registration ({OUTSIDE.account_id}): the account sits in Sandbox, outside settings.scope_ous" in lines
-    )
+    assert "Accounts that could not be read:" in lines
+    unreadable = f"no access role could be assumed in {IN_ORDER.account_id}"
+    assert f"  {unreadable} (1 account(s): {IN_ORDER.account_id})" in lines
+    outside = "the account sits in Sandbox, outside settings.scope_ous"
+    assert f"  {outside} (1 account(s): lab registration ({OUTSIDE.account_id}))" in lines
     assert note.body["queued"] == 2
     assert note.body["failed"] == {IN_ORDER.account_id: f"no access role could be assumed in {IN_ORDER.account_id}"}
-    assert lab.id in {o["registration_id"] for o in note.body["orphans"]}
+    assert note.body["categories"]["orphan not owned (left alone)"]["count"] == 1
+    assert lab.id not in note.text  # named by its name and account, as people know it
 
 
 @pytest.mark.parametrize(("repair", "line"), [(True, "0 repairs queued"), (False, "Repairs not queued")])
 def test_the_summary_of_drift_says_whether_repairs_were_queued(repair: bool, line: str) -> None:
     plan = fleet(standard_world()).plan()
 
-    note = reconciliation_notification(plan, "", queued=0, repair=repair)
+    note = run_notification(RunTally.of(plan, queued=0), repair=repair)
 
     assert note.attributes["outcome"] == "drift"
     assert line in note.text
@@ -299,7 +304,7 @@ def test_the_summary_of_a_fleet_in_order() -> None:
     world = world_with({}, IN_ORDER)
     in_order(world, IN_ORDER)
 
-    note = reconciliation_notification(fleet(world).plan(), "", queued=0, repair=True)
+    note = run_notification(RunTally.of(fleet(world).plan(), queued=0), repair=True)
 
     assert note.subject == "Gatehouse: reconciliation in-order (1 accounts)"
     assert "queued" not in note.text
@@ -309,9 +314,19 @@ def test_the_summary_of_a_fleet_in_order() -> None:
 
 
 def reconcile(world: FakeServices) -> dict[str, Any]:
+    """The scheduled run and then its pages, each planned by reconcile_page; the run's completed result."""
     set_services(world)  # type: ignore[arg-type]
-    result: dict[str, Any] = handlers.handle_reconcile({}, LambdaContextStub())
-    return result
+    started: dict[str, Any] = handlers.handle_reconcile({}, LambdaContextStub())
+    if started["outcome"] == "failed":
+        return started
+    completed = started["completed"]
+    for number, page in enumerate(world.plan_queue.sent):
+        record = {"messageId": f"page-{number}", "receiptHandle": "r", "body": json.dumps(page), "attributes": {}}
+        response = handlers.handle_reconcile_page({"Records": [record]}, LambdaContextStub())
+        assert response["batchItemFailures"] == []
+        completed = response["pages"][0]["completed"] or completed
+    assert completed is not None
+    return dict(completed)
 
 
 def test_reconciliation_queues_one_message_per_repair_and_sends_one_summary() -> None:
@@ -345,7 +360,9 @@ def test_a_reconciliation_that_cannot_plan_queues_nothing_and_says_so() -> None:
 
     outcome = reconcile(world)
 
-    assert outcome == {"outcome": "failed", "reason": "organizations:ListRoots AccessDenied"}
+    assert outcome["outcome"] == "failed"
+    assert outcome["reason"] == "organizations:ListRoots AccessDenied"
+    assert world.plan_queue.sent == []
     assert world.work_queue.sent == []
     [note] = world.notifier.sent
     assert note.subject == "Gatehouse: reconciliation FAILED"
