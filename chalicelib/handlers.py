@@ -320,9 +320,7 @@ def handle_reconcile(event: dict[str, Any], context: Any) -> dict[str, Any]:
         metrics.add_metric(name="ReconciliationFailed", unit=MetricUnit.Count, value=1)
         return {"outcome": "failed", "reason": str(exc), "run_id": run_id}
     logger.info("reconciliation started", accounts=started.accounts, pages=started.pages, queued=started.queued)
-    result: dict[str, Any] = {"outcome": "started", "run_id": run_id, "accounts": started.accounts}
-    result |= {"pages": started.pages, "completed": _complete_run(services, run_id, context)}
-    return result
+    return {"outcome": "started", "run_id": run_id, "accounts": started.accounts, "pages": started.pages}
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -534,7 +534,7 @@ class MemoryRuns:
     def start(self, run_id: str, *, header: dict[str, Any], pages: list[dict[str, Any]], now: int) -> None:
         for number, page in enumerate(pages, start=1):
             self.items[f"{run_id}#page#{number}"] = json.dumps(page)
-        self.items[run_id] = {"header": header, "parts": len(pages) + 1, "reported": 0}
+        self.items[run_id] = {"header": header, "parts": len(pages) + 1, "reported": set()}
 
     def header(self, run_id: str) -> dict[str, Any] | None:
         run = self.items.get(run_id)
@@ -546,17 +546,16 @@ class MemoryRuns:
 
     def report(self, run_id: str, part: int, tally: dict[str, Any], *, now: int) -> bool:
         key = f"{run_id}#part#{part}"
-        if key in self.items:
-            return False
-        self.items[key] = json.loads(json.dumps(tally))
-        self.items[run_id]["reported"] += 1
-        return True
+        new = key not in self.items
+        self.items.setdefault(key, json.loads(json.dumps(tally)))
+        self.items[run_id]["reported"].add(part)
+        return new
 
     def progress(self, run_id: str) -> Any:
         from chalicelib.adapters.runs import RunProgress
 
         run = self.items[run_id]
-        return RunProgress(run["parts"], run["reported"])
+        return RunProgress(run["parts"], len(run["reported"]))
 
     def parts(self, run_id: str, count: int) -> Iterator[dict[str, Any]]:
         for part in range(count):

@@ -4,8 +4,8 @@
                       accounts), how many have reported, and what every page plans with (Cloudcraft's identity,
                       the Organization-wide refusal); expires with the table's TTL.
 `run#<id>#page#<n>`   page n's snapshot: its accounts, their Cloudcraft registrations and ownership records.
-`run#<id>#part#<n>`   what part n found (a tally, see fleet/tally.py); written once: a page delivered twice is
-                      counted once (the part and the run's count change in one transaction).
+`run#<id>#part#<n>`   what part n found (a tally, see fleet/report.py); written once, and its number added to
+                      the run's set of reported parts: a page delivered twice is counted once.
 
 Only Gatehouse's functions write these items; their readers still parse them strictly (fleet/fanout.py).
 """
@@ -69,7 +69,6 @@ class DynamoRuns:
                 Item={
                     **_run_key(run_id),
                     "parts": {"N": str(len(pages) + 1)},
-                    "reported": {"N": "0"},
                     "data": {"S": json.dumps(header)},
                     "expiration": expiration,
                 },
@@ -97,43 +96,44 @@ class DynamoRuns:
         return str(item["data"]["S"]) if item else None
 
     def report(self, run_id: str, part: int, tally: dict[str, Any], *, now: int) -> bool:
-        """Record what part `part` found and count it, at most once; False when it was recorded before."""
+        """Record what part `part` found and count it; False when it was recorded before (the first stands).
+
+        Two writes, each safe to repeat: the part only if absent, then the part's number added to the run's set
+        of reported parts (adding a number a set has changes nothing). A delivery that stops between them is
+        counted by the next one."""
         from botocore.exceptions import ClientError
 
+        new = True
         try:
-            with aws_call("dynamodb:TransactWriteItems (reconciliation part)"):
-                self._ddb.transact_write_items(
-                    TransactItems=[
-                        {
-                            "Put": {
-                                "TableName": self._table,
-                                "Item": {
-                                    **_part_key(run_id, part),
-                                    "data": {"S": json.dumps(tally)},
-                                    "expiration": {"N": str(now + RUN_TTL_SECONDS)},
-                                },
-                                "ConditionExpression": "attribute_not_exists(#id)",
-                                "ExpressionAttributeNames": {"#id": "id"},
-                            }
-                        },
-                        {
-                            "Update": {
-                                "TableName": self._table,
-                                "Key": _run_key(run_id),
-                                "UpdateExpression": "ADD reported :one",
-                                "ConditionExpression": "attribute_exists(#id)",
-                                "ExpressionAttributeNames": {"#id": "id"},
-                                "ExpressionAttributeValues": {":one": {"N": "1"}},
-                            }
-                        },
-                    ]
+            with aws_call("dynamodb:PutItem (reconciliation part)"):
+                self._ddb.put_item(
+                    TableName=self._table,
+                    Item={
+                        **_part_key(run_id, part),
+                        "data": {"S": json.dumps(tally)},
+                        "expiration": {"N": str(now + RUN_TTL_SECONDS)},
+                    },
+                    ConditionExpression="attribute_not_exists(#id)",
+                    ExpressionAttributeNames={"#id": "id"},
                 )
         except AwsError as exc:
             cause = exc.__cause__
-            if isinstance(cause, ClientError) and _part_already_recorded(cause):
-                return False
-            raise
-        return True
+            if (
+                not isinstance(cause, ClientError)
+                or cause.response["Error"]["Code"] != "ConditionalCheckFailedException"
+            ):
+                raise
+            new = False
+        with aws_call("dynamodb:UpdateItem (reconciliation run)"):
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=_run_key(run_id),
+                UpdateExpression="ADD reported :part",
+                ConditionExpression="attribute_exists(#id)",
+                ExpressionAttributeNames={"#id": "id"},
+                ExpressionAttributeValues={":part": {"NS": [str(part)]}},
+            )
+        return new
 
     def progress(self, run_id: str) -> RunProgress:
         with aws_call("dynamodb:GetItem (reconciliation run)"):
@@ -142,7 +142,7 @@ class DynamoRuns:
             ).get("Item")
         if not item:
             raise AwsError(f"reconciliation run {run_id} has no record (expired, or never started)")
-        return RunProgress(int(item["parts"]["N"]), int(item["reported"]["N"]))
+        return RunProgress(int(item["parts"]["N"]), len(item.get("reported", {}).get("NS", [])))
 
     def parts(self, run_id: str, count: int) -> Iterator[dict[str, Any]]:
         """Every recorded part's tally, a hundred items at a time (never the whole run in memory at once)."""
@@ -159,12 +159,3 @@ class DynamoRuns:
                     break
             else:
                 raise AwsError("dynamodb:BatchGetItem left reconciliation parts unread after 8 tries")
-
-
-def _part_already_recorded(error: Any) -> bool:
-    """A cancelled transaction whose first item (the part) failed its condition: this part was counted before."""
-    response = getattr(error, "response", {}) or {}
-    if response.get("Error", {}).get("Code") != "TransactionCanceledException":
-        return False
-    reasons = response.get("CancellationReasons") or []
-    return bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"

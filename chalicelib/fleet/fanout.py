@@ -109,7 +109,7 @@ def page_snapshots(survey: Survey, page_size: int) -> list[dict[str, Any]]:
     for reg in survey.registrations:
         by_account.setdefault(reg.aws_account_id or "", []).append(reg)
     pages = []
-    for start in range(0, len(members), page_size):
+    for start in range(0, max(1, len(members)), page_size):  # one page at least: a page completes the run
         chunk = members[start : start + page_size]
         pages.append(
             {
@@ -195,12 +195,12 @@ def start_run(
     now: int,
     page_size: int = PAGE_SIZE,
 ) -> StartedRun:
-    """Write the run's snapshot, queue its pages, and record part 0: the registrations of accounts that are not
-    in the Organization (the pages find the ones out of scope)."""
+    """Write the run's snapshot, record part 0 (the registrations of accounts that are not in the Organization;
+    the pages find those out of scope), then queue the pages: part 0 is in before any page can finish, so the
+    last page to report always finds the run complete."""
     repair = settings.reconcile == "repair"
     pages = page_snapshots(survey, page_size)
     runs.start(run_id, header=run_header(survey, repair=repair), pages=pages, now=now)
-    plan_queue.send([PageItem(run_id, n).to_message() for n in range(1, len(pages) + 1)])
     in_organization = {m.account_id for m in survey.members}
     gone = [r for r in survey.registrations if (r.aws_account_id or "") not in in_organization]
     part = FleetPlan(offboarding=settings.offboarding, orphans=plan_orphans([], settings, gone, survey.owned))
@@ -209,6 +209,7 @@ def start_run(
         queued = work_queue.send(work_messages(part, run_id))
     _log_report(part)
     runs.report(run_id, 0, RunTally.of(part, queued=queued).to_dict(), now=now)
+    plan_queue.send([PageItem(run_id, n).to_message() for n in range(1, len(pages) + 1)])
     return StartedRun(run_id, sum(len(p["members"]) for p in pages), len(pages), queued)
 
 

@@ -537,8 +537,9 @@ class Sandbox:
         with _stdout_to_stderr():
             return getattr(chalice_app, handler_name)(event, FakeLambdaContext())
 
-    def run_schedule(self, handler_name: str = "reconcile") -> Any:
-        """Run a scheduled handler (reconcile, proton_sweep) as its EventBridge schedule would."""
+    def run_schedule(self, handler_name: str = "reconcile", *, plan_pages: bool = True) -> Any:
+        """Run a scheduled handler (reconcile, proton_sweep) as its EventBridge schedule would; for reconcile,
+        then its pages (see plan_pages) unless `plan_pages` is False."""
         import app as chalice_app
         from gatehouse.sandbox.samples import scheduled_event
 
@@ -549,14 +550,14 @@ class Sandbox:
         self.deliveries.append(delivery)
         try:
             delivery.result = self.invoke(handler_name, scheduled_event())
-            if handler_name == "reconcile":
-                delivery.result = self._plan_pages(delivery.result)
+            if handler_name == "reconcile" and plan_pages:
+                delivery.result = self.plan_pages(delivery.result)
         except Exception as exc:
             delivery.error = f"{type(exc).__name__}: {exc}"
             self.errors.append({"source": delivery.source, "message": delivery.error})
         return delivery.result
 
-    def _plan_pages(self, started: dict[str, Any]) -> dict[str, Any]:
+    def plan_pages(self, started: dict[str, Any]) -> dict[str, Any]:
         """The reconciliation's pages, planned by reconcile_page in a container of its own (SQS event source
         mapping, batch size 1). Returns the run's result as the invocation that completed it returned it
         (outcome, summary, queued), with the run ID and page count; the coordinator's own when the run did not
@@ -564,7 +565,7 @@ class Sandbox:
         from chalicelib.container import Services, get_services, set_services
         from chalicelib.core.settings import StageConfig
 
-        completed = started.get("completed")
+        completed = None
         if self._planner_container is None:
             self._planner_container = Services(StageConfig.from_environment(), clock=self.clock, rng=self.rng)
         events_container = get_services()
