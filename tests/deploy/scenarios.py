@@ -245,14 +245,41 @@ def drive_reconcile(driver: Driver) -> None:
     with driver.sandbox(state) as world:
         world.deliver(samples.create_account_result("100000000000"))  # one role with its inline policy
         world.new_container()
-        with driver.acting():
-            result = world.run_schedule("reconcile")
+        with driver.acting():  # the survey, the page snapshots, part 0 (the orphan queued) and the pages queued
+            started = world.run_schedule("reconcile", plan_pages=False)
+        assert (started["outcome"], started["pages"]) == ("started", 1), started
+        result = world.plan_pages(started)
         assert result["outcome"] == "drift", result
         assert result["queued"] >= 4, result
 
-    # A first reconciliation (no role written yet) records the Cloudcraft account its plan checked.
-    with driver.sandbox({"organization": {"accounts": generated_accounts(2)}}) as world, driver.acting():
-        assert world.run_schedule("reconcile")["queued"] == 2
+    # Cloudcraft keeps failing: the run cannot start, and says so.
+    with driver.sandbox({"organization": {"accounts": generated_accounts(1)}}) as world:
+        world.cloudcraft.faults.server_error_next(20, method="GET")
+        with driver.acting():
+            assert world.run_schedule("reconcile", plan_pages=False)["outcome"] == "failed"
+        assert world.notifications()[-1]["attributes"] == {"event_kind": "reconciliation", "outcome": "failed"}
+
+
+# --- reconcile_page --------------------------------------------------------------------------------------
+def drive_reconcile_page(driver: Driver) -> None:
+    # Custom mode (inline documents read), the default opt-out tag (tags read), roles to write, pages of two.
+    state = {
+        "organization": {"accounts": [*generated_accounts(3), {"id": "555555555555", "name": "has-role", "role": {}}]},
+        "settings": {"permission_mode": "custom"},
+        "sandbox": {"plan_page_size": 2},
+    }
+    with driver.sandbox(state) as world:
+        started = world.run_schedule("reconcile", plan_pages=False)
+        world.new_container()
+        with driver.acting():  # every page planned, repairs queued, the principal recorded, the summary sent
+            result = world.plan_pages(started)
+        assert (result["outcome"], result["queued"]) == ("drift", 4), result
+        # A message that is not a page: told once (the do-once record), consumed.
+        sqs = world.client("sqs")
+        sqs.send_message(QueueUrl=world.plan_queue_url, MessageBody='{"run_id": "x", "page": 0}')
+        with driver.acting():
+            assert world.plan_pages({"run_id": "x"}) == {"run_id": "x"}
+        assert any("page is not a page number" in n["message"] for n in world.notifications())
 
 
 # --- fleet_worker ----------------------------------------------------------------------------------------
@@ -386,6 +413,7 @@ SCENARIOS: dict[str, Scenario] = {
     "on_account_arrival": drive_on_account_arrival,
     "on_account_departure": drive_on_account_departure,
     "reconcile": drive_reconcile,
+    "reconcile_page": drive_reconcile_page,
     "fleet_worker": drive_fleet_worker,
     "on_proton_connection": drive_on_proton_connection,
     "proton_sweep": drive_proton_sweep,

@@ -65,10 +65,12 @@ RUNTIME_GRANTS = (
     *(
         RuntimeGrant(
             action,
-            "arn:aws:sqs:*:*:gatehouse-*-work",
-            "Lambda's SQS event source mapping receives and deletes the work queue's messages with the consumer's role",
+            f"arn:aws:sqs:*:*:gatehouse-*-{queue}",
+            f"Lambda's SQS event source mapping receives and deletes the {queue} queue's messages with the "
+            "consumer's role",
         )
         for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
+        for queue in ("work", "plan")
     ),
     RuntimeGrant(
         "sqs:SendMessage",
@@ -209,6 +211,9 @@ def grants(policy: dict[str, Any], action: str, resource: str) -> bool:
     )
 
 
+SQS_QUEUES = {"fleet_worker": "work", "reconcile_page": "plan"}  # the queue each SQS consumer polls
+
+
 def lambda_needs(function: str, kind: str) -> list[tuple[str, str]]:
     """(action, resource) pairs Lambda itself uses with the function's role, for a function deployed as prod."""
     arn = "arn:aws:{}:us-east-1:123456789012:{}".format
@@ -219,9 +224,9 @@ def lambda_needs(function: str, kind: str) -> list[tuple[str, str]]:
         needs += [("xray:PutTraceSegments", "*"), ("xray:PutTelemetryRecords", "*")]
     if kind in ("cw_event", "schedule"):  # asynchronous: infra/resources.yaml gives it the events DLQ
         needs.append(("sqs:SendMessage", arn("sqs", "gatehouse-prod-events-dlq")))
-    if kind == "sqs":  # its event source mapping polls the work queue
-        work = arn("sqs", "gatehouse-prod-work")
-        needs += [(action, work) for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")]
+    if kind == "sqs":  # its event source mapping polls its queue
+        queue = arn("sqs", f"gatehouse-prod-{SQS_QUEUES[function]}")
+        needs += [(action, queue) for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")]
     return needs
 
 

@@ -35,6 +35,7 @@ RESOURCE_ENVIRONMENT = {  # the variables that must come from the template, not 
     "GATEHOUSE_TOPIC_ARN": {"Ref": "OpsTopic"},
     "GATEHOUSE_IDEMPOTENCY_TABLE": {"Ref": "IdempotencyTable"},
     "GATEHOUSE_WORK_QUEUE_URL": {"Ref": "WorkQueue"},
+    "GATEHOUSE_PLAN_QUEUE_URL": {"Ref": "PlanQueue"},
     "GATEHOUSE_SETTINGS_PARAMETER": {"Ref": "SettingsParameter"},
     "GATEHOUSE_RULES_PARAMETER": {"Ref": "RulesParameter"},
     "GATEHOUSE_API_KEY_SECRET": {"Fn::Sub": "gatehouse/${Stage}/cloudcraft-api-key"},
@@ -42,6 +43,8 @@ RESOURCE_ENVIRONMENT = {  # the variables that must come from the template, not 
     "GATEHOUSE_CLOUDCRAFT_ALLOWED_HOSTS": {"Ref": "CloudcraftAllowedHosts"},
 }
 ALARM_TOPIC = {"Ref": "AlarmTopic"}
+# The queue each SQS consumer polls (its logical ID in infra/resources.yaml).
+CONSUMED_QUEUES = {"fleet_worker": "WorkQueue", "reconcile_page": "PlanQueue"}
 WORKER_SCALING = {"MaximumConcurrency": 2}  # SQS's least; see infra/resources.yaml and README.md, Reliability
 HEARTBEAT_WINDOW = 26 * 3600  # the daily reconciliation plus two hours
 DEFAULT_RULES = {"version": 1, "mode": "shadow", "default_action": "hold", "rules": []}
@@ -86,7 +89,7 @@ def overlay_snippet(function: str, kind: str) -> str:
         lines += [
             "          Type: SQS",
             "          Properties:",
-            '            Queue: !Sub "${WorkQueue.Arn}"',
+            f'            Queue: !Sub "${{{CONSUMED_QUEUES.get(function, "WorkQueue")}.Arn}}"',
             "            FunctionResponseTypes:",
             "              - ReportBatchItemFailures",
             "            ScalingConfig:",
@@ -135,8 +138,9 @@ def overlay_problems(function: str, kind: str, resources: dict[str, Any]) -> lis
         if event_properties.get("DeadLetterConfig") != {"Arn": EVENTS_DLQ}:
             problems.append("its rule has no dead-letter queue")
     elif kind == "sqs":
-        if event_properties.get("Queue") not in ({"Fn::Sub": "${WorkQueue.Arn}"}, {"Fn::GetAtt": ["WorkQueue", "Arn"]}):
-            problems.append(f"it does not consume the stage's work queue: {event_properties.get('Queue')}")
+        queue = CONSUMED_QUEUES.get(function, "?")
+        if event_properties.get("Queue") not in ({"Fn::Sub": f"${{{queue}.Arn}}"}, {"Fn::GetAtt": [queue, "Arn"]}):
+            problems.append(f"it does not consume the stage's {queue}: {event_properties.get('Queue')}")
         if event_properties.get("FunctionResponseTypes") != ["ReportBatchItemFailures"]:
             problems.append("partial batch responses are off: a batch with one failure would be deleted whole")
         if event_properties.get("ScalingConfig") != WORKER_SCALING:
@@ -370,7 +374,7 @@ def test_every_dead_letter_queue_has_a_depth_alarm() -> None:
     resources = merge_template()["Resources"]
     queues = dead_letter_queues(resources)
 
-    assert queues == {"EventsDeadLetterQueue", "WorkDeadLetterQueue"}
+    assert queues == {"EventsDeadLetterQueue", "WorkDeadLetterQueue", "PlanDeadLetterQueue"}
     for queue in sorted(queues):
         depth = alarms_on(
             resources, "AWS/SQS", "ApproximateNumberOfMessagesVisible", QueueName={"Fn::GetAtt": [queue, "QueueName"]}
@@ -540,7 +544,7 @@ def test_packaged_function_has_its_alarms(function: str, packaged_template: dict
 @pytest.mark.infra
 def test_packaged_worker_takes_batches_of_five_at_most_two_at_a_time(packaged_template: dict[str, Any]) -> None:
     """The numbers the queue's visibility timeout and the README are worked out from."""
-    [worker] = [function for function, kind in app_functions().items() if kind == "sqs"]
+    worker = "fleet_worker"
     properties = function_resources(packaged_template)[cfn_name(worker)]["Properties"]
     event = properties["Events"][event_name(worker, "sqs")]["Properties"]
     queue = packaged_template["Resources"]["WorkQueue"]["Properties"]
