@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.core.notifications import SNS_MESSAGE_MAX_BYTES, Notification
 from chalicelib.fleet.service import Fleet
+from chalicelib.planning.plan import FleetPlan
 from gatehouse.sandbox import samples
 from gatehouse.sandbox.world import SETTINGS_PARAMETER, Sandbox, generated_accounts
 from tests.e2e.test_reconcile_heartbeat import emitted_metrics, metrics_written
@@ -236,10 +237,20 @@ def test_malformed_settings_document() -> None:
 
 # --- A reconciliation summary for 5,000 accounts ---------------------------------------------------------
 def test_reconciliation_summary_for_5000_accounts(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The plan is built directly (5,000 seeded moto accounts would take minutes); the handler, the SNS adapter
-    # and moto's SNS (which refuses messages over 256 KiB) are the real ones.
-    plan = fleet_plan(5000)
-    monkeypatch.setattr(Fleet, "plan", lambda self: plan)
+    # The survey and each page's plan are made directly (5,000 seeded moto accounts would take minutes); the
+    # handlers, the page snapshots and tallies in moto's DynamoDB, the plan queue, the SNS adapter and moto's
+    # SNS (which refuses messages over 256 KiB) are the real ones: fifty pages add up to one summary.
+    from chalicelib.fleet import fanout
+    from chalicelib.fleet.service import Survey
+    from chalicelib.planning.plan import CloudcraftIdentity
+
+    plan = FleetPlan(accounts=fleet_plan(5000).accounts)
+    by_id = {p.account.account_id: p for p in plan.accounts}
+    survey = Survey([p.account for p in plan.accounts], [], CloudcraftIdentity("999999999999", "ext"), {}, "", "")
+    monkeypatch.setattr(Fleet, "survey", lambda self: survey)
+    monkeypatch.setattr(
+        fanout, "plan_members", lambda members, *a, **k: FleetPlan(accounts=[by_id[m.account_id] for m in members])
+    )
     with Sandbox(state(settings={"reconcile": "report"})) as world:
         from chalicelib.core.observability import logger
 
@@ -248,6 +259,7 @@ def test_reconciliation_summary_for_5000_accounts(monkeypatch: pytest.MonkeyPatc
 
         result = world.run_schedule("reconcile")
 
+        assert result["pages"] == 50
         assert result["outcome"] == "failed"  # as the summary says: some accounts could not be read
         # Told once, in one message that fits, with every count and where the full report is.
         [summary] = world.notifications()
@@ -255,14 +267,14 @@ def test_reconciliation_summary_for_5000_accounts(monkeypatch: pytest.MonkeyPatc
         body = summary["body"]
         assert body["truncated"] is True
         assert body["summary"] == dict(plan.summary())
-        assert sum(c["count"] for c in body["categories"].values()) == 5000 + 500
+        assert sum(c["count"] for c in body["categories"].values()) == 5000
         assert "entries are left out" in summary["message"]
         run_id = body["run_id"]
         assert f'run_id = "{run_id}"' in body["full_report"]["logs_insights_query"]
         assert body["full_report"]["logs_insights_query"] in summary["message"]
         # Nothing lost: the full report is in the logs, one line per account and per orphan, with the run ID.
         report = [line for line in logged if line["message"] == "reconciliation entry"]
-        assert len(report) == 5500
+        assert len(report) == 5000
         assert {line["account_id"] for line in report} >= {p.account.account_id for p in plan.accounts}
         # Uncut, SNS refuses it (and the run used to report success): the fault this row is about.
         uncut = Notification(subject=summary["subject"], text="", body={**plan.to_dict()}, attributes={})
