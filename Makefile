@@ -82,6 +82,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/approvals.py
 	$(BIN)/python benchmarks/fleet.py --accounts 1000
 	$(BIN)/python benchmarks/planning.py
+	$(BIN)/python benchmarks/fanout.py
 	$(BIN)/python benchmarks/glob.py
 	$(BIN)/python benchmarks/pace.py
 	$(BIN)/python benchmarks/new_accounts.py --accounts 300
