@@ -318,7 +318,7 @@ def reconcile(world: FakeServices) -> dict[str, Any]:
     started: dict[str, Any] = handlers.handle_reconcile({}, LambdaContextStub())
     if started["outcome"] == "failed":
         return started
-    completed = started["completed"]
+    completed = None
     for number, page in enumerate(world.plan_queue.sent):
         record = {"messageId": f"page-{number}", "receiptHandle": "r", "body": json.dumps(page), "attributes": {}}
         response = handlers.handle_reconcile_page({"Records": [record]}, LambdaContextStub())
