@@ -2,60 +2,24 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, TextIO
 
 NO_CHANGES, CHANGES, FAILED = 0, 2, 1  # like `terraform plan -detailed-exitcode`
 
 
-def add_fleet_commands(commands: Any) -> None:
-    plan = commands.add_parser(
-        "plan", help="dry run over every account: what Gatehouse would change (exit 0: nothing, 2: changes)"
-    )
-    _source_options(plan)
-    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
-    plan.add_argument("--all", action="store_true", help="list every account, not only those with changes")
-    plan.set_defaults(run=run_plan)
-
-    apply = commands.add_parser("apply", help="carry the plan out (asks first unless --yes)")
-    _source_options(apply)
-    apply.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    apply.add_argument(
-        "--queue", action="store_true", help="enqueue one message per account for the fleet worker in AWS instead"
-    )
-    apply.set_defaults(run=run_apply)
-
-
-def _source_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--stage", default="prod", help="deployed stage whose settings and secret to use (default prod)"
-    )
-    parser.add_argument("--region", help="region of the deployment (default: your AWS configuration's)")
-    parser.add_argument("--sandbox", action="store_true", help="run against a seeded offline sandbox instead of AWS")
-    parser.add_argument("--accounts", type=int, default=0, help="with --sandbox: seed N accounts")
-    parser.add_argument("--state", type=Path, help="with --sandbox: seed from STATE.json")
-
-
 @contextmanager
-def _services(args: argparse.Namespace) -> Iterator[Any]:
-    from gatehouse.cli import UsageError, load_json_file
+def _services(args: Any) -> Iterator[Any]:
 
     if not args.sandbox:
-        if args.accounts or args.state:
-            raise UsageError("--accounts and --state go with --sandbox")
-        import boto3
-
         from chalicelib.container import Services
         from chalicelib.core.settings import StageConfig
+        from gatehouse.aws_cli import operator_session
 
-        session = boto3.session.Session(region_name=args.region)
-        if not session.region_name:
-            raise UsageError("no region: pass --region or set AWS_REGION")
+        session = operator_session(args.region, args.profile)
         import os
 
         from chalicelib.core.settings import ALLOWED_HOSTS_VARIABLE, parse_allowed_hosts
@@ -69,7 +33,7 @@ def _services(args: argparse.Namespace) -> Iterator[Any]:
     from chalicelib.container import get_services
     from gatehouse.sandbox.world import Sandbox, generated_accounts
 
-    state = load_json_file(args.state, "state file") if args.state else {}
+    state = getattr(args, "state_document", None) or {}
     if args.accounts:
         state.setdefault("organization", {})["accounts"] = generated_accounts(args.accounts)
     with Sandbox(state) as sandbox:
@@ -80,7 +44,7 @@ def _services(args: argparse.Namespace) -> Iterator[Any]:
         yield get_services()
 
 
-def run_plan(args: argparse.Namespace) -> int:
+def run_plan(args: Any) -> int:
     from chalicelib.core.errors import GatehouseError
 
     with _services(args) as services:
@@ -98,7 +62,7 @@ def run_plan(args: argparse.Namespace) -> int:
     return CHANGES if plan.changes or plan.held else NO_CHANGES
 
 
-def run_apply(args: argparse.Namespace) -> int:
+def run_apply(args: Any) -> int:
     from chalicelib.adapters.workqueue import new_run_id, work_messages
     from chalicelib.core.errors import GatehouseError
     from gatehouse.cli import UsageError
@@ -116,9 +80,11 @@ def run_apply(args: argparse.Namespace) -> int:
         if not plan.changes:
             return FAILED if plan.refused or plan.refusal else NO_CHANGES
         if not args.yes:
+            import click
+
             if not sys.stdin.isatty():
                 raise UsageError("not a terminal: review the plan above, then run again with --yes")
-            if input("Apply these changes? [y/N] ").strip().lower() not in ("y", "yes"):
+            if not click.confirm("Apply these changes?", default=False):
                 print("Nothing changed.")
                 return CHANGES
         if args.queue:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -18,6 +17,7 @@ from chalicelib.approvals.rules.lint import LintFinding, lint
 from chalicelib.approvals.rules.schema import CONDITION_FIELDS, Rule, RuleSetProblem
 from chalicelib.core.ids import is_account_id, partition_for_region
 from chalicelib.core.models import MemberAccount
+from gatehouse.cli import UsageError
 
 RULES_PARAMETER_ENV = "GATEHOUSE_RULES_PARAMETER"
 DEFAULT_RULES_PARAMETER = "/gatehouse/dev/proton-rules"
@@ -51,55 +51,6 @@ REQUEST_FIELDS = {
 }
 # Proton's output fields that say nothing the decision uses.
 IGNORED_REQUEST_FIELDS = frozenset({"arn", "status", "requestedAt", "lastModifiedAt"})
-
-
-class UsageError(Exception):
-    """Something wrong with what the operator asked for: one line on stderr, exit code 2."""
-
-
-# --------------------------------------------------------------------------------------------------
-# Wiring
-
-
-def add_rules_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `rules validate|test|show`; each leaf sets `run(args) -> int`, the exit code."""
-    rules = subparsers.add_parser("rules", help="approval rules for Proton environment account connections")
-    commands = rules.add_subparsers(title="rules commands")
-
-    validate = commands.add_parser("validate", help="check a rule file against the schema and lint it")
-    validate.add_argument("file", type=Path, metavar="FILE", help="the rule document (JSON); - for stdin")
-    validate.add_argument("--json", action="store_true", help="print the findings as JSON")
-    validate.set_defaults(run=run_validate)
-
-    test = commands.add_parser("test", help="decide one request against a rule file; touches nothing")
-    test.add_argument("file", type=Path, metavar="FILE", help="the rule document (JSON)")
-    test.add_argument("--request", type=Path, required=True, metavar="REQ.json", help="the connection request")
-    test.add_argument("--state", type=Path, metavar="STATE.json", help="the Organization (sandbox STATE shape)")
-    test.add_argument("--all", action="store_true", help="also show how every rule fared, not just the match")
-    test.add_argument("--json", action="store_true", help="print the decision as JSON")
-    test.set_defaults(run=run_test)
-
-    show = commands.add_parser("show", help="print the deployed rule set (from SSM)")
-    show.add_argument(
-        "--parameter",
-        help=f"SSM parameter name (default: ${RULES_PARAMETER_ENV}, else {DEFAULT_RULES_PARAMETER})",
-    )
-    show.add_argument("--region", help="AWS region of the parameter (default: the session's)")
-    show.add_argument("--raw", action="store_true", help="print the stored document as it is")
-    show.add_argument("--json", action="store_true", help="print the parsed document and findings as JSON")
-    show.set_defaults(run=run_show)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Stand-alone entry point (`python -m gatehouse.rules_cli rules ...`); `gatehouse rules` is the usual one."""
-    parser = argparse.ArgumentParser(prog="gatehouse")
-    add_rules_commands(parser.add_subparsers(title="commands"))
-    args = parser.parse_args(argv)
-    if not hasattr(args, "run"):
-        parser.print_help()
-        return EXIT_USAGE
-    code: int = args.run(args)
-    return code
 
 
 def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -370,18 +321,15 @@ def run_test(args: argparse.Namespace) -> int:
 @_guarded
 def run_show(args: argparse.Namespace) -> int:
     """Read the deployed rule set from SSM; exit 1 when it is missing, unreadable or invalid."""
-    import boto3
-    from botocore.exceptions import BotoCoreError
 
     from chalicelib.adapters.aws import aws_call
     from chalicelib.core.errors import AwsError
 
     # Read here, when the command runs: never at import.
-    name = args.parameter or os.environ.get(RULES_PARAMETER_ENV) or DEFAULT_RULES_PARAMETER
-    try:
-        client = boto3.session.Session(region_name=args.region).client("ssm")
-    except BotoCoreError as exc:
-        raise UsageError(f"cannot create an SSM client: {exc}") from None
+    from gatehouse.aws_cli import operator_session
+
+    name = args.parameter
+    client = operator_session(args.region, args.profile).client("ssm")
     if args.raw:
         try:
             with aws_call(f"ssm:GetParameter {name}"):
@@ -428,7 +376,3 @@ def run_show(args: argparse.Namespace) -> int:
     print(f"  otherwise: {loaded.default_action}")
     _print_findings(findings, f"ssm:{name}", sys.stdout)
     return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -84,9 +84,65 @@ def demo_events() -> list[tuple[str, Any]]:
     ]
 
 
-def run_demo(*, as_json: bool = False) -> int:
+class _Report(list[str]):
+    """The demo's report: printed line by line as each step happens (`live`), or all at the end."""
+
+    def __init__(self, live: bool) -> None:
+        super().__init__()
+        self.live = live
+
+    def append(self, line: str) -> None:
+        super().append(line)
+        if self.live:
+            print(line, flush=True)
+
+    def extend(self, lines: Any) -> None:
+        for line in lines:
+            self.append(line)
+
+    def __iadd__(self, lines: Any) -> _Report:  # type: ignore[override,misc]
+        self.extend(lines)
+        return self
+
+
+def _starting(quiet: bool, log_level: str) -> None:
+    import logging
+    import sys
+
+    logging.getLogger("gatehouse").setLevel(log_level)
+    if not quiet:
+        print("Starting the sandbox (moto, the Cloudcraft and Proton emulators, on 127.0.0.1)...", file=sys.stderr)
+
+
+def _state_lines(snapshot: dict[str, Any]) -> list[str]:
+    """The end state: roles, registrations, Cloudcraft calls and notifications."""
+    lines: list[str] = []
+    lines += ["", "Cloudcraft roles in member accounts"]
+    for role in snapshot["roles"]:
+        policies = ", ".join(role["managed_policies"] + role["inline_policies"])
+        lines.append(
+            f"  {role['account_id']}  {role['role_name']}  trusts {role['trusted_principal']} "
+            f"(external ID {role['external_id']})  {policies}"
+        )
+    lines += ["", "Cloudcraft registrations"]
+    for account in snapshot["cloudcraft"]["accounts"]:
+        lines.append(f"  {account['name']:<40} {account['roleArn']}  write: {account['writeAccess']}")
+    lines += ["", "Cloudcraft API calls"]
+    for request in snapshot["cloudcraft"]["requests"]:
+        lines.append(f"  {request['method']:<6} {request['path']:<40} {request['status']}")
+    lines += ["", "Notifications to ops (SNS subject | attributes)"]
+    for note in snapshot["notifications"]:
+        lines.append(f"  {note['subject']}")
+        lines.append(f"      {json.dumps(note['attributes'], sort_keys=True)}")
+    return lines
+
+
+def run_demo(*, as_json: bool = False, quiet: bool = False, log_level: str = "CRITICAL") -> int:
+    """`quiet`: the report at the end only, no progress; `as_json`: the final state as JSON, nothing else."""
+    _starting(quiet, log_level)
     with Sandbox(DEMO_STATE) as sandbox:
-        lines = ["Gatehouse sandbox: moto, a Cloudcraft emulator and the real handlers, all on 127.0.0.1.", ""]
+        lines = _Report(live=not quiet and not as_json)
+        lines += ["Gatehouse sandbox: moto, a Cloudcraft emulator and the real handlers, all on 127.0.0.1.", ""]
         lines.append(f"Organization: {len(sandbox.accounts)} accounts; Cloudcraft emulator at {sandbox.cloudcraft_url}")
         lines.append("")
         lines.append("Events")
@@ -127,26 +183,11 @@ def run_demo(*, as_json: bool = False) -> int:
         if as_json:
             print(json.dumps(snapshot, indent=2, default=str))
             return 0
-        lines += ["", "Cloudcraft roles in member accounts"]
-        for role in snapshot["roles"]:
-            policies = ", ".join(role["managed_policies"] + role["inline_policies"])
-            lines.append(
-                f"  {role['account_id']}  {role['role_name']}  trusts {role['trusted_principal']} "
-                f"(external ID {role['external_id']})  {policies}"
-            )
-        lines += ["", "Cloudcraft registrations"]
-        for account in snapshot["cloudcraft"]["accounts"]:
-            lines.append(f"  {account['name']:<40} {account['roleArn']}  write: {account['writeAccess']}")
-        lines += ["", "Cloudcraft API calls"]
-        for request in snapshot["cloudcraft"]["requests"]:
-            lines.append(f"  {request['method']:<6} {request['path']:<40} {request['status']}")
-        lines += ["", "Notifications to ops (SNS subject | attributes)"]
-        for note in snapshot["notifications"]:
-            lines.append(f"  {note['subject']}")
-            lines.append(f"      {json.dumps(note['attributes'], sort_keys=True)}")
+        lines += _state_lines(snapshot)
         waited = snapshot["clock"]["elapsed_seconds"]
         lines += ["", f"Sandbox time: {waited:.1f} s of waits (Retry-After, backoff, Lambda retries), none of it real"]
-        print("\n".join(lines))
+        if not lines.live:
+            print("\n".join(lines))
     return 0
 
 

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from gatehouse.rules_cli import main
+from gatehouse.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "proton-rules.json"
@@ -288,9 +288,9 @@ def test_show_prints_the_deployed_rule_set(
     ssm: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ssm.put_parameter(Name="/gatehouse/prod/proton-rules", Value=EXAMPLE.read_text(), Type="String")
-    monkeypatch.setenv("GATEHOUSE_RULES_PARAMETER", "/gatehouse/prod/proton-rules")
+    monkeypatch.setenv("GATEHOUSE_STAGE", "prod")  # the stage from the environment, as from --stage
 
-    code, out, _ = run(capsys, "rules", "show")
+    code, out, _ = run(capsys, "rules", "show", "--region", "us-east-1")
 
     assert code == 0
     lines = out.splitlines()
@@ -302,10 +302,17 @@ def test_show_prints_the_deployed_rule_set(
     assert "  otherwise: hold" in lines
 
 
-def test_show_defaults_to_the_dev_parameter(ssm: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_show_names_no_stage_for_you(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "rules", "show")
+
+    assert code == 2
+    assert err.startswith("gatehouse: name the stage: --stage STAGE (or GATEHOUSE_STAGE=STAGE)")
+
+
+def test_show_reads_the_stage_parameter(ssm: Any, capsys: pytest.CaptureFixture[str]) -> None:
     ssm.put_parameter(Name="/gatehouse/dev/proton-rules", Value=json.dumps(RULES), Type="String")
 
-    code, out, _ = run(capsys, "rules", "show", "--json")
+    code, out, _ = run(capsys, "rules", "show", "--stage", "dev", "--region", "us-east-1", "--json")
 
     data = json.loads(out)
     assert code == 0
@@ -316,7 +323,7 @@ def test_show_defaults_to_the_dev_parameter(ssm: Any, capsys: pytest.CaptureFixt
 def test_show_raw_prints_the_stored_document(ssm: Any, capsys: pytest.CaptureFixture[str]) -> None:
     ssm.put_parameter(Name="/x", Value=json.dumps(RULES), Type="String")
 
-    code, out, _ = run(capsys, "rules", "show", "--parameter", "/x", "--raw")
+    code, out, _ = run(capsys, "rules", "show", "--parameter", "/x", "--raw", "--region", "us-east-1")
 
     assert code == 0
     assert json.loads(out) == RULES
@@ -325,7 +332,7 @@ def test_show_raw_prints_the_stored_document(ssm: Any, capsys: pytest.CaptureFix
 def test_show_a_missing_parameter_exits_1_and_says_everything_is_held(
     ssm: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run(capsys, "rules", "show", "--parameter", "/gatehouse/none")
+    code, out, _ = run(capsys, "rules", "show", "--parameter", "/gatehouse/none", "--region", "us-east-1")
 
     assert code == 1
     assert "missing: SSM parameter /gatehouse/none does not exist" in out
@@ -335,7 +342,7 @@ def test_show_a_missing_parameter_exits_1_and_says_everything_is_held(
 def test_show_an_invalid_deployed_document_exits_1(ssm: Any, capsys: pytest.CaptureFixture[str]) -> None:
     ssm.put_parameter(Name="/bad", Value='{"mode": "enforce", "rules": [{"name": "x"}]}', Type="String")
 
-    code, out, _ = run(capsys, "rules", "show", "--parameter", "/bad")
+    code, out, _ = run(capsys, "rules", "show", "--parameter", "/bad", "--region", "us-east-1")
 
     assert code == 1
     assert "rule #1 'x', field 'action': required field is missing" in out
