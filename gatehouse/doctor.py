@@ -96,7 +96,8 @@ class Doctor:
         loaded = load_rules_from_ssm(self.services.client("ssm"), name)
         if isinstance(loaded, RuleSet):
             return Check("rules", True, f"{name}: {len(loaded.rules)} rules, mode {loaded.document.mode}")
-        return Check("rules", False, f"{name}: {loaded}", "gatehouse rules validate FILE, then put it in SSM")
+        problem = "; ".join([loaded.message, *map(str, loaded.errors)])[:400]
+        return Check("rules", False, f"{name}: {problem}", "gatehouse rules validate FILE, then put it in SSM")
 
     def api_key(self) -> Check:
         if self.settings is None:
@@ -243,13 +244,18 @@ def run_doctor(*, stage: str | None, region: str | None, profile: str | None, sa
 
 def _sandbox_doctor(sample: int) -> int:
     """The doctor against a seeded sandbox after one reconciliation: every check runs, against moto."""
+    import warnings
+
     import boto3
 
     from chalicelib.container import get_services
     from gatehouse.sandbox.world import STAGE, Sandbox
 
+    warnings.filterwarnings("ignore", module="aws_lambda_powertools")
     print("Starting the sandbox (moto and the emulators on 127.0.0.1)...", file=sys.stderr)
-    with Sandbox({}) as world:
+    from gatehouse.sandbox.demo import DEMO_RULES
+
+    with Sandbox({"proton_rules": DEMO_RULES}) as world:
         world.run_schedule("reconcile")
         services = get_services()
         session = boto3.session.Session(region_name=services.session.region_name)

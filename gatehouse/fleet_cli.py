@@ -92,7 +92,7 @@ def run_apply(args: Any) -> int:
             sent = queue.send(work_messages(plan, new_run_id()))
             print(f"Queued {sent} work items on {queue.url}; the fleet worker applies them at Cloudcraft's pace.")
             return NO_CHANGES
-        bar = ProgressBar(sys.stderr)
+        bar = ProgressBar(sys.stderr, sandbox=args.sandbox)
         report = fleet.apply(plan, requests_per_minute=rpm, progress=bar.update)
         bar.close()
         print(
@@ -165,23 +165,25 @@ def _duration(seconds: float) -> str:
 
 
 class ProgressBar:
-    """One line on stderr, redrawn in place: counts, and an ETA from the Cloudcraft writes left."""
+    """One line on stderr, redrawn in place: counts, and an ETA from the Cloudcraft writes left (marked as sandbox
+    time in the sandbox, where waits pass at once). Each redraw blanks what a longer line before left behind."""
 
     WIDTH = 30
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, *, sandbox: bool = False) -> None:
         self._out = out
-        self._drawn = False
+        self._drawn = 0  # the length of the line on screen
+        self._clock = " of sandbox time" if sandbox else ""
 
     def update(self, progress: Any) -> None:
         filled = int(self.WIDTH * progress.done / progress.total) if progress.total else self.WIDTH
         line = (
             f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {progress.done}/{progress.total} accounts, "
-            f"{progress.writes_left} Cloudcraft writes left, ETA {_duration(progress.eta_seconds)}"
+            f"{progress.writes_left} Cloudcraft writes left, ETA {_duration(progress.eta_seconds)}{self._clock}"
         )
-        self._out.write(("\r" if self._drawn else "") + line)
+        self._out.write(("\r" if self._drawn else "") + line.ljust(self._drawn))
         self._out.flush()
-        self._drawn = True
+        self._drawn = len(line)
 
     def close(self) -> None:
         if self._drawn:

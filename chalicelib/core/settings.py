@@ -203,6 +203,13 @@ def parse_settings(document: Any, source: str = "settings", *, allowed_hosts: tu
         raise ConfigurationError(f"{source} is invalid: {describe_validation_error(exc)}") from None
 
 
+def _did_you_mean(name: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(Settings.model_fields), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else "check the spelling against the settings reference in the README"
+
+
 def describe_validation_error(exc: ValidationError) -> str:
     """One line per problem, naming the field path: `scope_ous.0: ...`."""
     problems = []
@@ -210,7 +217,8 @@ def describe_validation_error(exc: ValidationError) -> str:
         where = ".".join(str(part) for part in error["loc"]) or "(document)"
         message = error["msg"]
         if error["type"] == "extra_forbidden":
-            message = "unknown field (check the spelling against the settings reference in the README)"
+            top = str(error["loc"][0]) if len(error["loc"]) == 1 else ""  # suggestions among the top-level fields
+            message = "unknown field (" + _did_you_mean(top) + ")"
         problems.append(f"{where}: {message}")
     return "; ".join(problems)
 

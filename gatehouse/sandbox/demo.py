@@ -108,7 +108,9 @@ class _Report(list[str]):
 def _starting(quiet: bool, log_level: str) -> None:
     import logging
     import sys
+    import warnings
 
+    warnings.filterwarnings("ignore", module="aws_lambda_powertools")  # "no metrics to publish", per invocation
     logging.getLogger("gatehouse").setLevel(log_level)
     if not quiet:
         print("Starting the sandbox (moto, the Cloudcraft and Proton emulators, on 127.0.0.1)...", file=sys.stderr)

@@ -64,6 +64,12 @@ def check_state(document: Any) -> None:
     if not isinstance(document, dict):
         raise StateError("must be a JSON object with some of: " + ", ".join(SHAPE))
     _check(document, SHAPE, "")
+    from gatehouse.sandbox.world import SandboxError, _sandbox_options
+
+    try:
+        _sandbox_options(document.get("sandbox"))
+    except SandboxError as exc:
+        raise StateError(str(exc)) from None
     if isinstance(document.get("settings"), dict):
         from chalicelib.core.errors import ConfigurationError
         from chalicelib.core.settings import parse_settings

@@ -50,10 +50,12 @@ STATE: dict[str, Any] = {
 }
 
 
-def replay(capsys: pytest.CaptureFixture[str], tmp_path: Path, state: dict[str, Any], *args: str) -> dict[str, Any]:
+def replay(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, state: dict[str, Any], *args: str, code: int = 0
+) -> dict[str, Any]:
     path = tmp_path / "state.json"
     path.write_text(json.dumps(state))
-    assert main(["sandbox", "replay", "--state", str(path), *args]) == 0
+    assert main(["sandbox", "replay", "--state", str(path), *args]) == code
     result: dict[str, Any] = json.loads(capsys.readouterr().out)
     return result
 
@@ -123,7 +125,7 @@ def test_malformed_proton_event_is_reported(capsys: pytest.CaptureFixture[str], 
     del event["detail"]["id"]
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(event))
-    state = replay(capsys, tmp_path, STATE, str(path))
+    state = replay(capsys, tmp_path, STATE, str(path), code=1)
     assert state["deliveries"][0]["result"]["result"] == "rejected"
     assert [n["attributes"]["result"] for n in state["notifications"]] == ["rejected"]
     assert "detail.id" in state["errors"][0]["message"]

@@ -10,13 +10,15 @@ from typing import Any
 import pytest
 
 from gatehouse.cli import main
+from gatehouse.sandbox.world import Sandbox
 from tests.conftest import SHARED_EVENTS
 
 
-def replay(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
-    code = main(["sandbox", "replay", *args])
+def replay(capsys: pytest.CaptureFixture[str], *args: str, code: int = 0) -> dict[str, Any]:
+    """The state replay prints; `code`, the exit code expected (1 when an event failed)."""
+    exited = main(["sandbox", "replay", *args])
     out = capsys.readouterr().out
-    assert code == 0, out
+    assert exited == code, out
     state: dict[str, Any] = json.loads(out)
     return state
 
@@ -107,20 +109,32 @@ def test_malformed_event_is_reported_in_errors_and_a_notification(
 ) -> None:
     event = json.loads((SHARED_EVENTS / "create-account-result.json").read_text())
     del event["detail"]["serviceEventDetails"]["createAccountStatus"]
-    state = replay(capsys, write(tmp_path, "bad.json", event), write(tmp_path, "notjson.json", "{"))
+    state = replay(capsys, write(tmp_path, "bad.json", event), code=1)
 
     assert state["roles"] == []
     assert [n["attributes"]["outcome"] for n in state["notifications"]] == ["rejected"]
-    messages = " | ".join(e["message"] for e in state["errors"])
-    assert "createAccountStatus" in messages
-    assert "unreadable event file" in messages or "no Gatehouse rule" in messages
+    assert "createAccountStatus" in " | ".join(e["message"] for e in state["errors"])
 
 
-def test_invalid_settings_write_nothing_and_notify(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_an_unreadable_event_file_stops_replay_before_the_sandbox_starts(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    good = str(SHARED_EVENTS / "create-account-result.json")
+    (tmp_path / "notjson.json").write_text("{")
+    for bad, says in ((str(tmp_path / "notjson.json"), "is not valid JSON"), (str(tmp_path / "gone.json"), "gone")):
+        assert main(["sandbox", "replay", good, bad]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""  # nothing delivered, no state: the sandbox never started
+        assert captured.err.startswith("gatehouse: ")
+        assert says in captured.err.splitlines()[0]
+
+
+def test_invalid_settings_write_nothing_and_notify() -> None:
+    """The deployed function's side: settings that are invalid in SSM (the CLI refuses such a state file)."""
     seeded = {"settings": {"scope_ous": ["ou-bad"], "cloudcraft_role_nme": "x"}}
-    state = replay(
-        capsys, "--state", write(tmp_path, "state.json", seeded), str(SHARED_EVENTS / "create-account-result.json")
-    )
+    with Sandbox(seeded) as world:
+        world.deliver(json.loads((SHARED_EVENTS / "create-account-result.json").read_text()))
+        state = world.snapshot()
 
     assert state["roles"] == []
     assert not [r for r in state["cloudcraft"]["requests"] if r["method"] != "GET"]
@@ -128,6 +142,31 @@ def test_invalid_settings_write_nothing_and_notify(capsys: pytest.CaptureFixture
     assert note["attributes"]["outcome"] == "failed"
     assert "scope_ous" in note["message"]
     assert "cloudcraft_role_nme" in note["message"]
+
+
+@pytest.mark.parametrize(
+    ("document", "says"),
+    [
+        ({"setings": {}}, "setings: unknown key (did you mean 'settings'?)"),
+        ({"organisation": {"accounts": []}}, "organisation: unknown key (did you mean 'organization'?)"),
+        ({"organization": {"accounts": [{"id": "222222222222", "nmae": "x"}]}}, "organization.accounts[0].nmae"),
+        ({"settings": {"cloudcraft_role_nme": "x"}}, "cloudcraft_role_nme"),
+        ({"sandbox": {"plan_page_size": 0}}, None),  # the sandbox's own check, still before any delivery
+    ],
+)
+def test_a_state_file_with_a_mistake_costs_exit_2_and_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, document: dict[str, Any], says: str | None
+) -> None:
+    path = write(tmp_path, "state.json", document)
+    code = main(["sandbox", "replay", "--state", path, str(SHARED_EVENTS / "create-account-result.json")])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    first = captured.err.splitlines()[0]
+    assert first.startswith("gatehouse: ")
+    if says:
+        assert first.startswith(f"gatehouse: state file {path}: ")
+        assert says in first
 
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # the sandbox clock's start, pinned: ages are exact
@@ -170,7 +209,7 @@ def test_account_refusing_long_after_the_event_is_reported_failed(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     event = fresh(SHARED_EVENTS / "create-account-result.json", tmp_path, hours=2)
-    state = replay(capsys, "--state", write(tmp_path, "state.json", REFUSING), event)
+    state = replay(capsys, "--state", write(tmp_path, "state.json", REFUSING), event, code=1)
 
     [delivery] = state["deliveries"]
     assert delivery["attempts"] == 1
