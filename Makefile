@@ -87,6 +87,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/pace.py
 	$(BIN)/python benchmarks/new_accounts.py --accounts 300
 	$(BIN)/python benchmarks/coldstart.py
+	$(BIN)/python benchmarks/cli.py
 
 ## Deployment (README.md, Deploy). STAGE is a stage of .chalice/config.json.
 STAGE ?= dev

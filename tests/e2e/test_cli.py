@@ -196,3 +196,23 @@ def test_doctor_checks_the_sandbox_and_says_each_result() -> None:
         "PASS  last reconciliation",
     ]
     assert lines[-1] == "9 passed, 0 failed"
+
+
+def test_rules_test_says_why_a_real_request_is_held_and_the_way_out(tmp_path: Path) -> None:
+    request = tmp_path / "request.json"
+    request.write_text(
+        json.dumps(
+            {
+                "environmentAccountId": "444444444444",
+                "environmentName": "dev-api",
+                "roleArn": "arn:aws:iam::444444444444:role/ProtonEnvironmentRole",
+                "managementAccountId": "123456789012",
+            }
+        )
+    )
+    done = run("rules", "test", str(REPO / "examples" / "proton-rules.json"), "--request", str(request))
+    assert done.returncode == 0
+    assert first_error(done) == (
+        "gatehouse: held because the request names management account 123456789012, and this test assumes "
+        "111111111111: pass --state with organization.management_account_id set to it"
+    )
