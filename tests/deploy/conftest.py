@@ -35,6 +35,7 @@ ACTION_OVERRIDES = {
     "s3:ListObjectsV2": "s3:ListBucket",
     "s3:HeadObject": "s3:GetObject",
     "sqs:SendMessageBatch": "sqs:SendMessage",
+    "monitoring:DescribeAlarms": "cloudwatch:DescribeAlarms",  # CloudWatch signs as "monitoring"
 }
 
 

@@ -410,3 +410,49 @@ def test_policy_files_are_only_those_configured() -> None:
     configured = {policy_file(function).name for function in FUNCTIONS}
 
     assert on_disk == configured, f"policy files without a function, or functions without one: {on_disk ^ configured}"
+
+
+# --- the operator's policy (infra/operator-policy.json) ---------------------------------------------------
+OPERATOR_POLICY = REPO / "infra" / "operator-policy.json"
+
+
+def test_the_operator_policy_allows_every_call_of_plan_apply_and_doctor(call_recorder: CallRecorder) -> None:
+    """`gatehouse plan`, `apply --queue` and `doctor` against a sandbox, every call recorded: each is allowed by
+    the policy the README gives operators (the sandbox's STS, Organizations and SQS answer as AWS would)."""
+    from chalicelib.container import get_services
+    from chalicelib.fleet.service import Fleet
+    from gatehouse.doctor import Doctor
+    from gatehouse.sandbox.demo import DEMO_RULES
+    from gatehouse.sandbox.world import STAGE, Sandbox, generated_accounts
+
+    with Sandbox({"organization": {"accounts": generated_accounts(3)}, "proton_rules": DEMO_RULES}) as world:
+        world.run_schedule("reconcile")
+        world.new_container()
+        services = get_services()
+        with call_recorder.acting_as("operator"):
+            settings = services.settings()
+            fleet: Fleet = services.fleet(settings)
+            plan = fleet.plan()
+            from chalicelib.adapters.workqueue import WorkQueue, new_run_id, work_messages
+
+            sqs = services.client("sqs")
+            queue = WorkQueue(sqs, sqs.get_queue_url(QueueName=f"gatehouse-{STAGE}-work")["QueueUrl"])
+            queue.send(work_messages(plan, new_run_id()))
+            fleet.apply(plan, requests_per_minute=settings.cloudcraft_requests_per_minute)
+            session = services.session
+            checks = Doctor(services, session, STAGE, sample=2, sandbox=True).run()
+    assert [check.name for check in checks if not check.ok] == []
+    policy = json.loads(OPERATOR_POLICY.read_text())
+    missing = missing_permissions(call_recorder.calls, policy)
+    assert not missing, f"the operator calls {sorted(missing)}: add them to {OPERATOR_POLICY.relative_to(REPO)}"
+    assert {call.action for call in call_recorder.calls if call.member_account is None} >= {
+        "sts:AssumeRole",
+        "ssm:GetParameter",
+        "dynamodb:Scan",
+        "sqs:SendMessage",
+    }
+
+
+def test_the_operator_policy_passes_parliament() -> None:
+    findings = [(issue, actions) for issue, actions in _findings(OPERATOR_POLICY.read_text())]
+    assert findings in ([], [("CREDENTIALS_EXPOSURE", ("sts:assumerole",))]), findings
