@@ -41,6 +41,21 @@ ERROR_STATUS = {
 }
 
 
+def connection_problem(connection: dict[str, Any]) -> str | None:
+    """What is wrong with a connection of the sandbox STATE (`proton.connections[i]`), or None."""
+    connection_id = str(connection.get("id") or "")
+    if connection_id and not CONNECTION_ID.fullmatch(connection_id):
+        return (
+            f"connection id {connection_id!r} is not a Proton connection ID (lower-case UUID): Proton itself would "
+            "refuse every call naming it; use one like 3f2b4c6d-1a2b-4c3d-8e9f-0a1b2c3d4e5f"
+        )
+    if not is_account_id(str(connection.get("environmentAccountId", ""))):
+        return f"connection {connection_id or '(no id)'}: environmentAccountId must be 12 digits"
+    if str(connection.get("status", "PENDING")) not in STATUSES:
+        return f"connection {connection_id or '(no id)'}: status must be one of {', '.join(STATUSES)}"
+    return None
+
+
 class ProtonError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -103,17 +118,11 @@ class ProtonEmulator:
         for raw in connections:
             connection = dict(raw)
             connection_id = str(connection.get("id") or uuid.uuid4())
-            if not CONNECTION_ID.fullmatch(connection_id):
-                raise ValueError(
-                    f"connection id {connection_id!r} is not a Proton connection ID (lower-case UUID): "
-                    "Proton itself would refuse every call naming it"
-                )
+            problem = connection_problem({**connection, "id": connection_id})
+            if problem:
+                raise ValueError(problem)
             account = str(connection.get("environmentAccountId", ""))
-            if not is_account_id(account):
-                raise ValueError(f"connection {connection_id}: environmentAccountId must be 12 digits")
             status = str(connection.get("status", "PENDING"))
-            if status not in STATUSES:
-                raise ValueError(f"connection {connection_id}: status must be one of {', '.join(STATUSES)}")
             now = self._now().timestamp()
             connection.update(
                 id=connection_id,

@@ -64,7 +64,16 @@ def check_state(document: Any) -> None:
     if not isinstance(document, dict):
         raise StateError("must be a JSON object with some of: " + ", ".join(SHAPE))
     _check(document, SHAPE, "")
+    from gatehouse.sandbox.proton_emulator import connection_problem
     from gatehouse.sandbox.world import SandboxError, _sandbox_options
+
+    connections = (document.get("proton") or {}).get("connections") or []
+    if not isinstance(connections, list):
+        raise StateError("proton.connections: must be a list")
+    for index, connection in enumerate(connections):
+        problem = connection_problem(connection) if isinstance(connection, dict) else "must be an object"
+        if problem:
+            raise StateError(f"proton.connections[{index}]: {problem}")
 
     try:
         _sandbox_options(document.get("sandbox"))

@@ -151,11 +151,15 @@ def test_invalid_settings_write_nothing_and_notify() -> None:
         ({"organisation": {"accounts": []}}, "organisation: unknown key (did you mean 'organization'?)"),
         ({"organization": {"accounts": [{"id": "222222222222", "nmae": "x"}]}}, "organization.accounts[0].nmae"),
         ({"settings": {"cloudcraft_role_nme": "x"}}, "cloudcraft_role_nme"),
-        ({"sandbox": {"plan_page_size": 0}}, None),  # the sandbox's own check, still before any delivery
+        ({"sandbox": {"plan_page_size": 0}}, "sandbox.plan_page_size must be a whole number from 1 to 1000"),
+        (  # the shared sample event's ID: not a UUID Proton would accept
+            {"proton": {"connections": [{"id": "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111", "environmentAccountId": "1"}]}},
+            "proton.connections[0]: connection id 'a1b2c3d4-5678-90ab-cdef-EXAMPLE11111' is not a Proton connection",
+        ),
     ],
 )
 def test_a_state_file_with_a_mistake_costs_exit_2_and_one_line(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, document: dict[str, Any], says: str | None
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, document: dict[str, Any], says: str
 ) -> None:
     path = write(tmp_path, "state.json", document)
     code = main(["sandbox", "replay", "--state", path, str(SHARED_EVENTS / "create-account-result.json")])
@@ -163,10 +167,8 @@ def test_a_state_file_with_a_mistake_costs_exit_2_and_one_line(
     assert code == 2
     assert captured.out == ""
     first = captured.err.splitlines()[0]
-    assert first.startswith("gatehouse: ")
-    if says:
-        assert first.startswith(f"gatehouse: state file {path}: ")
-        assert says in first
+    assert first.startswith(f"gatehouse: state file {path}: ")
+    assert says in first
 
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # the sandbox clock's start, pinned: ages are exact
