@@ -308,13 +308,6 @@ def run_test(args: argparse.Namespace) -> int:
         print(explain(decision, result, "gatehouse rules test", title=title))
         if args.state is None:
             print("\n(no --state: the account is unknown, as if it were not a member of this Organization)")
-    if any(check.code == "management-account" for check in decision.violations):
-        # A real request names its management account; without a --state naming the same one, it is held.
-        print(
-            f"gatehouse: held because the request names management account {request.management_account_id}, and "
-            f"this test assumes {management}: pass --state with organization.management_account_id set to it",
-            file=sys.stderr,
-        )
         if evaluations:
             print("\nEvery rule, in order")
             for evaluation in evaluations:
@@ -322,6 +315,13 @@ def run_test(args: argparse.Namespace) -> int:
                 print(f"  #{evaluation.index} {evaluation.name!r} ({evaluation.action}): {verdict}")
                 for c in evaluation.conditions:
                     print(f"      [{'yes' if c.held else 'NO '}] {c.field}: wanted {c.expected}; got {c.actual}")
+    if any(check.code == "management-account" for check in decision.violations):
+        # A real request names its management account; without a --state naming the same one, it is held.
+        print(
+            f"gatehouse: held because the request names management account {request.management_account_id}, and "
+            f"this test assumes {management}: pass --state with organization.management_account_id set to it",
+            file=sys.stderr,
+        )
     return EXIT_FINDINGS if isinstance(ruleset, RuleSetProblem) else EXIT_OK
 
 
