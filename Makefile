@@ -94,11 +94,11 @@ STAGE ?= dev
 
 ## Package a stage into out/$(STAGE): Chalice's template merged with infra/resources.yaml, the code zip, the forwarder.
 package: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/package.sh $(STAGE)
+	PATH="$(CURDIR)/$(BIN):$$PATH" PYTHON="$(CURDIR)/$(BIN)/python" scripts/package.sh $(STAGE)
 
 ## Package and deploy a stage: make deploy STAGE=prod ARTIFACT_BUCKET=<S3 bucket in the deployment region>
 deploy: package
-	scripts/deploy.sh $(STAGE)
+	PYTHON="$(CURDIR)/$(BIN)/python" scripts/deploy.sh $(STAGE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -21,8 +21,11 @@ bucket="${ARTIFACT_BUCKET:-}"
 region="${AWS_REGION:-${AWS_DEFAULT_REGION:-$(aws configure get region 2>/dev/null || true)}}"
 [ -n "$region" ] || die "no region: set AWS_REGION (or a region in your AWS CLI profile)"
 
-account="$(aws sts get-caller-identity --query Account --output text)"
+account="$(aws sts get-caller-identity --region "$region" --query Account --output text)"
 echo "deploying $stack to account $account, region $region"
+
+# The settings and rules parameters: created once with safe defaults, never overwritten (not in the stack).
+"${PYTHON:-.venv/bin/python}" scripts/parameters.py --stage "$stage" --region "$region"
 
 overrides=("Stage=$stage")
 [ -n "${RECONCILE_SCHEDULE:-}" ] && overrides+=("ReconcileSchedule=$RECONCILE_SCHEDULE")
@@ -40,6 +43,8 @@ aws cloudformation deploy \
     --region "$region" \
     --template-file "$out/packaged.yaml" \
     --stack-name "$stack" \
+    --s3-bucket "$bucket" \
+    --s3-prefix "gatehouse/$stage" \
     --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND \
     --parameter-overrides "${overrides[@]}" \
     --tags app=gatehouse "stage=$stage" \

@@ -18,5 +18,7 @@ rm -rf "$out"
 # Chalice wants a region even though the template uses only pseudo parameters; any region packages the same.
 AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-${AWS_REGION:-us-east-1}}" \
     "${CHALICE:-chalice}" package --stage "$stage" --merge-template infra/resources.yaml "$out"
+# Every policy scoped to its stage, region and account (the policy files use wildcards: one file, every stage).
+"${PYTHON:-python3}" scripts/stage_policies.py "$out/sam.yaml"
 cp infra/forwarder-us-east-1.yaml "$out/"
 echo "packaged stage $stage into $out: $(ls "$out" | tr '\n' ' ')"

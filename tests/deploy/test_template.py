@@ -4,7 +4,9 @@ and (marker `infra`, `make infra-check`) the template and zip `chalice package` 
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -36,8 +38,8 @@ RESOURCE_ENVIRONMENT = {  # the variables that must come from the template, not 
     "GATEHOUSE_IDEMPOTENCY_TABLE": {"Ref": "IdempotencyTable"},
     "GATEHOUSE_WORK_QUEUE_URL": {"Ref": "WorkQueue"},
     "GATEHOUSE_PLAN_QUEUE_URL": {"Ref": "PlanQueue"},
-    "GATEHOUSE_SETTINGS_PARAMETER": {"Ref": "SettingsParameter"},
-    "GATEHOUSE_RULES_PARAMETER": {"Ref": "RulesParameter"},
+    "GATEHOUSE_SETTINGS_PARAMETER": {"Fn::Sub": "/gatehouse/${Stage}/settings"},
+    "GATEHOUSE_RULES_PARAMETER": {"Fn::Sub": "/gatehouse/${Stage}/proton-rules"},
     "GATEHOUSE_API_KEY_SECRET": {"Fn::Sub": "gatehouse/${Stage}/cloudcraft-api-key"},
     "GATEHOUSE_STAGE": {"Ref": "Stage"},
     "GATEHOUSE_CLOUDCRAFT_ALLOWED_HOSTS": {"Ref": "CloudcraftAllowedHosts"},
@@ -47,7 +49,18 @@ ALARM_TOPIC = {"Ref": "AlarmTopic"}
 CONSUMED_QUEUES = {"fleet_worker": "WorkQueue", "reconcile_page": "PlanQueue"}
 WORKER_SCALING = {"MaximumConcurrency": 2}  # SQS's least; see infra/resources.yaml and README.md, Reliability
 HEARTBEAT_WINDOW = 26 * 3600  # the daily reconciliation plus two hours
-DEFAULT_RULES = {"version": 1, "mode": "shadow", "default_action": "hold", "rules": []}
+
+
+def script(name: str) -> Any:
+    """A module of scripts/ (not a package), loaded from its file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"gatehouse_script_{name}", REPO / "scripts" / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def merge_template() -> dict[str, Any]:
@@ -99,6 +112,7 @@ def overlay_snippet(function: str, kind: str) -> str:
         lines += [
             "          Type: " + ("EventBridgeRule" if kind == "cw_event" else "Schedule"),
             "          Properties:",
+            f"            {'RuleName' if kind == 'cw_event' else 'Name'}: !Sub gatehouse-${{Stage}}-{function}",
             "            RetryPolicy:",
             "              MaximumEventAgeInSeconds: 21600",
             "              MaximumRetryAttempts: 20",
@@ -137,6 +151,11 @@ def overlay_problems(function: str, kind: str, resources: dict[str, Any]) -> lis
             problems.append("its rule has no retry policy")
         if event_properties.get("DeadLetterConfig") != {"Arn": EVENTS_DLQ}:
             problems.append("its rule has no dead-letter queue")
+        name_key = "RuleName" if kind == "cw_event" else "Name"
+        if event_properties.get(name_key) != {"Fn::Sub": f"gatehouse-${{Stage}}-{function}"}:
+            problems.append(
+                f"its rule is not named gatehouse-${{Stage}}-{function} ({name_key}; the DLQ policy lists it)"
+            )
     elif kind == "sqs":
         queue = CONSUMED_QUEUES.get(function, "?")
         if event_properties.get("Queue") not in ({"Fn::Sub": f"${{{queue}.Arn}}"}, {"Fn::GetAtt": [queue, "Arn"]}):
@@ -241,16 +260,34 @@ def test_idempotency_table_has_the_powertools_layout_and_is_kept() -> None:
     assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
 
 
-def test_parameters_start_with_safe_defaults_the_app_accepts() -> None:
+def test_the_stack_owns_no_parameter_an_update_could_reset() -> None:
+    """CloudFormation writes an AWS::SSM::Parameter's Value again on any change to its definition: the settings and
+    rules parameters are created outside the stack, once (scripts/parameters.py)."""
     resources = merge_template()["Resources"]
-    settings, rules = resources["SettingsParameter"], resources["RulesParameter"]
+    assert [name for name, r in resources.items() if r.get("Type") == "AWS::SSM::Parameter"] == []
 
-    assert json.loads(settings["Properties"]["Value"]) == {}
-    assert parse_settings(json.loads(settings["Properties"]["Value"])).scope_ous == ()  # the whole Organization
-    assert json.loads(rules["Properties"]["Value"]) == DEFAULT_RULES
-    for parameter in (settings, rules):
-        assert (parameter["DeletionPolicy"], parameter["UpdateReplacePolicy"]) == ("Retain", "Retain")
-        assert parameter["Properties"]["Type"] == "String"
+
+def test_parameters_are_created_once_with_safe_defaults_and_never_overwritten() -> None:
+    import boto3
+    from moto import mock_aws
+
+    parameters = script("parameters")
+    DEFAULT_SETTINGS, ensure = parameters.DEFAULT_SETTINGS, parameters.ensure
+
+    with mock_aws():
+        ssm = boto3.client("ssm", region_name="eu-west-1")
+        assert ensure(ssm, "prod") == {"/gatehouse/prod/settings": "created", "/gatehouse/prod/proton-rules": "created"}
+        value = ssm.get_parameter(Name="/gatehouse/prod/settings")["Parameter"]["Value"]
+        assert json.loads(value) == DEFAULT_SETTINGS
+        assert parse_settings(json.loads(value)).scope_ous == ()  # the app accepts it: the whole Organization
+        operators = json.dumps({"scope_ous": ["Workloads"]})
+        ssm.put_parameter(Name="/gatehouse/prod/settings", Value=operators, Type="String", Overwrite=True)
+
+        # The next deployment (any template change, a no-change redeploy): the operator's value stays.
+        assert ensure(ssm, "prod") == {"/gatehouse/prod/settings": "kept", "/gatehouse/prod/proton-rules": "kept"}
+        assert ssm.get_parameter(Name="/gatehouse/prod/settings")["Parameter"]["Value"] == operators
+        # Another stage in the same account gets its own, untouched by prod's.
+        assert ensure(ssm, "dev")["/gatehouse/dev/settings"] == "created"
 
 
 def test_default_rules_make_the_engine_hold_every_request() -> None:
@@ -258,7 +295,7 @@ def test_default_rules_make_the_engine_hold_every_request() -> None:
     from chalicelib.approvals.rules.compile import parse_ruleset
     from chalicelib.core.models import MemberAccount
 
-    rules = parse_ruleset(merge_template()["Resources"]["RulesParameter"]["Properties"]["Value"])
+    rules = parse_ruleset(json.dumps(script("parameters").DEFAULT_RULES))
     request = ConnectionRequest(
         id="a1b2c3d4-5678-90ab-cdef-000000000001",
         environment_account_id="222222222222",
@@ -306,7 +343,7 @@ def test_events_dead_letter_queue_accepts_only_this_stacks_rules() -> None:
     assert only["Principal"] == {"Service": "events.amazonaws.com"}
     assert only["Action"] == "sqs:SendMessage"
     assert only["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
-    assert "rule/${AWS::StackName}-*" in only["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"]
+    assert all("rule/gatehouse-${Stage}-" in arn["Fn::Sub"] for arn in only["Condition"]["ArnEquals"]["aws:SourceArn"])
 
 
 def test_outputs_name_everything_an_operator_touches() -> None:
@@ -495,7 +532,10 @@ def test_each_function_has_its_own_role_with_its_hand_written_policy(
 
     assert role_name not in others, f"{function} shares its role"
     [policy] = resources[role_name]["Properties"]["Policies"]
-    assert policy["PolicyDocument"] == load_policy(function)
+    # The policy file, scoped to the stage, region and account by scripts/stage_policies.py (and nothing else).
+    expected = {"Policies": [{"PolicyDocument": load_policy(function)}]}
+    script("stage_policies").scope_template({"Resources": {"Role": {"Type": "AWS::IAM::Role", "Properties": expected}}})
+    assert policy["PolicyDocument"] == expected["Policies"][0]["PolicyDocument"]
     assert resources[role_name]["Properties"].get("ManagedPolicyArns") in (None, [])
 
 
@@ -552,3 +592,131 @@ def test_packaged_worker_takes_batches_of_five_at_most_two_at_a_time(packaged_te
     assert "ReservedConcurrentExecutions" not in properties
     assert (event["BatchSize"], event["ScalingConfig"]) == (5, WORKER_SCALING)
     assert queue["VisibilityTimeout"] >= 6 * properties["Timeout"]
+
+
+# --- stage isolation ---------------------------------------------------------------------------------------
+ACCOUNT, REGION = "123456789012", "us-east-1"
+
+
+def _resolve(value: Any, stage: str) -> str:
+    """A policy Resource as IAM sees it in `stage`, region us-east-1, account 123456789012."""
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        text = str(value["Fn::Sub"])
+        for name, replacement in {
+            "${Stage}": stage,
+            "${AWS::Region}": REGION,
+            "${AWS::AccountId}": ACCOUNT,
+            "${AWS::Partition}": "aws",
+        }.items():
+            text = text.replace(name, replacement)
+        return text
+    return str(value)
+
+
+def _stage_arns(stage: str, *, region: str = REGION, account: str = ACCOUNT) -> list[str]:
+    """Every resource a stage has that a policy could name (resources.yaml's names)."""
+    arn = f"arn:aws:{{}}:{region}:{account}:{{}}".format
+    functions = list(app_functions())
+    return [
+        *(arn("sqs", f"gatehouse-{stage}-{q}") for q in ("work", "plan", "work-dlq", "plan-dlq", "events-dlq")),
+        *(arn("sns", f"gatehouse-{stage}-{t}") for t in ("ops", "alarms")),
+        arn("dynamodb", f"table/gatehouse-{stage}-idempotency"),
+        *(arn("ssm", f"parameter/gatehouse/{stage}/{p}") for p in ("settings", "proton-rules")),
+        arn("secretsmanager", f"secret:gatehouse/{stage}/cloudcraft-api-key-AbCdEf"),
+        *(arn("logs", f"log-group:/aws/lambda/gatehouse-{stage}-{f}:log-stream:x") for f in functions),
+    ]
+
+
+def _packaged_policies(template: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    return {
+        name: [s for p in resource["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+        for name, resource in template["Resources"].items()
+        if resource.get("Type") == "AWS::IAM::Role"
+    }
+
+
+@pytest.mark.infra
+def test_no_policy_of_one_stage_grants_anything_on_another_stages_resources(
+    packaged_template: dict[str, Any],
+) -> None:
+    """prod's roles against dev's resources, a stage whose name extends prod's (prod2), and prod's own resources in
+    another region and another account: nothing. And prod's roles still reach prod's own (the transform kept them)."""
+    others = [
+        *_stage_arns("dev"),
+        *_stage_arns("prod2"),
+        *_stage_arns("prod", region="eu-west-1"),
+        *_stage_arns("prod", account="210987654321"),
+    ]
+    policies = _packaged_policies(packaged_template)
+    assert len(policies) == len(app_functions())
+    reached = []
+    own = set()
+    for role, statements in policies.items():
+        for statement in statements:
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            patterns = [_resolve(r, "prod") for r in resources]
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            services = {str(action).split(":")[0] for action in actions}  # "*" on X-Ray grants nothing on SQS
+
+            def grants(arn: str, patterns: list[str] = patterns, services: set[str] = services) -> bool:
+                return arn.split(":")[2] in services and any(fnmatch.fnmatchcase(arn, p) for p in patterns)
+
+            reached += [(role, arn) for arn in others if grants(arn)]
+            own |= {arn for arn in _stage_arns("prod") if grants(arn)}
+    assert reached == []
+    assert "arn:aws:ssm:us-east-1:123456789012:parameter/gatehouse/prod/settings" in own
+    assert "arn:aws:sqs:us-east-1:123456789012:gatehouse-prod-work" in own
+
+
+@pytest.mark.infra
+def test_every_policy_resource_naming_gatehouse_names_its_stage_region_and_account(
+    packaged_template: dict[str, Any],
+) -> None:
+    loose = [
+        (role, resource)
+        for role, statements in _packaged_policies(packaged_template).items()
+        for statement in statements
+        for resource in (statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]])
+        if "gatehouse" in str(resource)
+        and not (
+            isinstance(resource, dict)
+            and "${Stage}" in resource["Fn::Sub"]
+            and "${AWS::Region}:${AWS::AccountId}" in resource["Fn::Sub"]
+        )
+    ]
+    assert loose == []
+
+
+def test_rule_names_fit_and_the_events_dlq_admits_exactly_the_stages_rules() -> None:
+    resources = merge_template()["Resources"]
+    names = []
+    for function, kind in app_functions().items():
+        if kind not in ASYNC_KINDS:
+            continue
+        event = resources[cfn_name(function)]["Properties"]["Events"][event_name(function, kind)]["Properties"]
+        name = event["RuleName" if kind == "cw_event" else "Name"]
+        assert name == {"Fn::Sub": f"gatehouse-${{Stage}}-{function}"}
+        names.append(name["Fn::Sub"])
+    longest_stage = "a" * 12  # the Stage parameter's AllowedPattern allows 12 characters
+    assert max(len(n.replace("${Stage}", longest_stage)) for n in names) <= 64
+    [statement] = resources["EventsDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    allowed = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+    assert sorted(a["Fn::Sub"].rsplit("/", 1)[1] for a in allowed) == sorted(n.rsplit("/", 1)[-1] for n in names)
+    assert "ArnLike" not in statement["Condition"]
+
+
+def test_deploy_script_names_the_region_in_every_aws_call_and_uploads_the_template() -> None:
+    text = (REPO / "scripts" / "deploy.sh").read_text().replace("\\\n", " ")
+    calls = [
+        line.strip()
+        for line in text.splitlines()
+        if re.search(r"(^|\$\(|\s)aws \w", line.split("#")[0])
+        and "aws configure get" not in line  # reads the CLI's own configuration: no AWS call
+        and not line.strip().startswith("echo")  # a hint printed for the operator
+    ]
+    assert len(calls) >= 6
+    assert [call for call in calls if "--region" not in call] == []
+    [deploy] = [call for call in calls if "aws cloudformation deploy" in call and "forwarder" not in call]
+    assert '--s3-bucket "$bucket"' in deploy  # the template is past half CloudFormation's 51,200-byte inline limit
+    assert "--no-fail-on-empty-changeset" in deploy  # a redeploy with no change succeeds
+    assert "scripts/parameters.py" in text  # parameters created once, outside the stack
