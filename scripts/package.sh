@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Package one stage for CloudFormation: Chalice's SAM template merged with infra/resources.yaml.
 # Usage: scripts/package.sh STAGE [OUTDIR]   (default OUTDIR: out/STAGE)
-# Writes OUTDIR/sam.yaml, OUTDIR/deployment.zip and a copy of the us-east-1 forwarder template.
+# Writes OUTDIR/sam.yaml, OUTDIR/deployment.zip, a copy of the us-east-1 forwarder template and the
+# management-account template of delegated administrator mode (OUTDIR/management-account.yaml).
 # Needs PyPI (Chalice downloads Lambda-compatible wheels); no AWS credentials.
 set -euo pipefail
 
@@ -21,4 +22,6 @@ AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-${AWS_REGION:-us-east-1}}" \
 # Every policy scoped to its stage, region and account (the policy files use wildcards: one file, every stage).
 "${PYTHON:-python3}" scripts/stage_policies.py "$out/sam.yaml"
 cp infra/forwarder-us-east-1.yaml "$out/"
+# Delegated administrator mode: the management account's stack, with the member role inlined for its StackSet.
+"${PYTHON:-python3}" scripts/inline_member_role.py "$out"
 echo "packaged stage $stage into $out: $(ls "$out" | tr '\n' ' ')"
