@@ -210,8 +210,10 @@ def test_cli_refuses_apply_without_yes_when_not_interactive(
 def test_gatehouse_errors_in_plan_exit_1(capsys: pytest.CaptureFixture[str], tmp_path: Any) -> None:
     state = tmp_path / "state.json"
     state.write_text(json.dumps({"settings": {"scope_ous": ["ou-nope"]}}))
-    assert main(["plan", "--sandbox", "--state", str(state)]) == 1  # valid settings, naming an OU that is not there
-    assert "scope_ous" in capsys.readouterr().err
+    assert main(["plan", "--sandbox", "--state", str(state)]) == 2  # refused before the sandbox starts
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first.startswith(f"gatehouse: state file {state}: settings: ")
+    assert "scope_ous: Value error, 'ou-nope' looks like an OU ID but is not one" in first
 
 
 def test_replay_seeds_an_organization_of_any_size(capsys: pytest.CaptureFixture[str]) -> None:
