@@ -5,7 +5,8 @@
 # Needs: AWS CLI v2 and credentials in the account Gatehouse runs in (README.md, Deploy, "Prerequisites"),
 # scripts/package.sh STAGE run first, and ARTIFACT_BUCKET: an S3 bucket in the deployment region.
 # Optional: RECONCILE_SCHEDULE, PROTON_SWEEP_SCHEDULE (EventBridge schedule expressions), CLOUDCRAFT_ALLOWED_HOSTS
-# (Cloudcraft API hosts besides api.cloudcraft.co, comma-separated; README.md, Settings).
+# (Cloudcraft API hosts besides api.cloudcraft.co, comma-separated; README.md, Settings), MANAGEMENT_ACCOUNT_ID
+# (delegated administrator mode: the management account whose forwarded events Gatehouse's bus accepts).
 set -euo pipefail
 
 stage="${1:?usage: ARTIFACT_BUCKET=<bucket> scripts/deploy.sh STAGE}"
@@ -31,6 +32,8 @@ overrides=("Stage=$stage")
 [ -n "${RECONCILE_SCHEDULE:-}" ] && overrides+=("ReconcileSchedule=$RECONCILE_SCHEDULE")
 [ -n "${PROTON_SWEEP_SCHEDULE:-}" ] && overrides+=("ProtonSweepSchedule=$PROTON_SWEEP_SCHEDULE")
 [ -n "${CLOUDCRAFT_ALLOWED_HOSTS:-}" ] && overrides+=("CloudcraftAllowedHosts=$CLOUDCRAFT_ALLOWED_HOSTS")
+# Delegated administrator mode: accept the account events the management account forwards (README.md, Deploy).
+[ -n "${MANAGEMENT_ACCOUNT_ID:-}" ] && overrides+=("ManagementAccountId=$MANAGEMENT_ACCOUNT_ID")
 
 aws cloudformation package \
     --region "$region" \
