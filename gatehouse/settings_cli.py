@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from gatehouse.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 
@@ -26,24 +24,28 @@ def _text(file: Path) -> str:
 
 def run_validate(file: Path) -> int:
     """Exit 0 and print the effective settings when valid; exit 2 with one line per problem when not."""
+    return _check(_text(file), source=f"settings file {file}", title=f"valid: {file}", invalid=EXIT_USAGE)
+
+
+def _check(text: str, *, source: str, title: str, invalid: int) -> int:
+    """Parse as the deployed functions do; print the effective settings, or the problems (exit `invalid`)."""
     from chalicelib.core.errors import ConfigurationError
     from chalicelib.core.settings import parse_settings_text
 
     try:
-        settings = parse_settings_text(_text(file), source=f"settings file {file}")
+        settings = parse_settings_text(text, source=source)
     except ConfigurationError as exc:
         print(f"gatehouse: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    print(f"valid: {file}")
-    print(json.dumps(_effective(settings), indent=2, default=str))
+        return invalid
+    print(title)
+    print(json.dumps(settings.model_dump(mode="json"), indent=2, default=str))
     return EXIT_OK
 
 
 def run_show(stage: str, *, region: str | None, profile: str | None) -> int:
     """The stage's settings parameter as the functions read it; exit 1 when missing or invalid."""
     from chalicelib.adapters.aws import aws_call
-    from chalicelib.core.errors import AwsError, ConfigurationError
-    from chalicelib.core.settings import parse_settings_text
+    from chalicelib.core.errors import AwsError
     from gatehouse.aws_cli import operator_session
 
     name = f"/gatehouse/{stage}/settings"
@@ -54,18 +56,4 @@ def run_show(stage: str, *, region: str | None, profile: str | None) -> int:
     except AwsError as exc:
         print(f"gatehouse: {name} cannot be read with your credentials: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    try:
-        settings = parse_settings_text(text, source=f"settings parameter {name}")
-    except ConfigurationError as exc:
-        print(f"gatehouse: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    print(f"ssm:{name}: valid")
-    print(json.dumps(_effective(settings), indent=2, default=str))
-    return EXIT_OK
-
-
-def _effective(settings: Any) -> dict[str, Any]:
-    try:
-        return dict(settings.model_dump(mode="json"))
-    except AttributeError:
-        return asdict(settings)
+    return _check(text, source=f"settings parameter {name}", title=f"ssm:{name}: valid", invalid=EXIT_FAILED)

@@ -22,8 +22,8 @@ import yaml
 REGIONAL = ("ssm", "sqs", "sns", "dynamodb", "secretsmanager", "logs", "cloudwatch")
 
 
-class _Loader(yaml.SafeLoader):
-    pass
+class CfnLoader(yaml.SafeLoader):
+    """Reads CloudFormation YAML: short intrinsics (!Ref, !GetAtt, !Sub, ...) become their long form."""
 
 
 def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
@@ -35,12 +35,14 @@ def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[st
             value = str(value).split(".", 1)
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    elif isinstance(node, yaml.MappingNode):
+        value = loader.construct_mapping(node, deep=True)
+    else:  # pragma: no cover - YAML has no other node kind
+        raise TypeError(node)
     return {name: value}
 
 
-_Loader.add_multi_constructor("!", _intrinsic)
+CfnLoader.add_multi_constructor("!", _intrinsic)
 
 
 def stage_scoped(resource: Any) -> Any:
@@ -76,7 +78,7 @@ def main(argv: list[str]) -> int:
         print("usage: python scripts/stage_policies.py TEMPLATE.yaml", file=sys.stderr)
         return 2
     path = Path(argv[0])
-    template = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    template = yaml.load(path.read_text(), Loader=CfnLoader)  # noqa: S506 - a SafeLoader subclass
     changed = scope_template(template)
     path.write_text(yaml.safe_dump(template, sort_keys=False, width=120))
     print(f"stage_policies: {changed} policy resources scoped to the stage, region and account in {path}")

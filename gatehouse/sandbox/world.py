@@ -570,24 +570,8 @@ class Sandbox:
             self._planner_container = Services(StageConfig.from_environment(), clock=self.clock, rng=self.rng)
         events_container = get_services()
         set_services(self._planner_container)
-        sqs = self.client("sqs")
         try:
-            while True:
-                received = sqs.receive_message(
-                    QueueUrl=self.plan_queue_url, MaxNumberOfMessages=1, AttributeNames=["All"]
-                ).get("Messages", [])
-                if not received:
-                    break
-                event = {"Records": [_sqs_record(message, self.plan_queue_url) for message in received]}
-                try:
-                    response = self.invoke("reconcile_page", event)
-                except Exception as exc:  # the whole batch failed: it comes back after its visibility timeout
-                    self.errors.append({"source": "reconcile_page", "message": f"{type(exc).__name__}: {exc}"})
-                    continue
-                failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
-                for message in received:
-                    if message["MessageId"] not in failed:
-                        sqs.delete_message(QueueUrl=self.plan_queue_url, ReceiptHandle=message["ReceiptHandle"])
+            for response in self._consume(self.plan_queue_url, "reconcile_page", batch_size=1):
                 for page in response.get("pages", []):
                     completed = page.get("completed") or completed
         finally:
@@ -614,26 +598,31 @@ class Sandbox:
             set_services(events_container)
 
     def _drain(self, batch_size: int, max_batches: int) -> list[dict[str, Any]]:
+        return list(self._consume(self.queue_url, "fleet_worker", batch_size=batch_size, max_batches=max_batches))
+
+    def _consume(
+        self, queue_url: str, handler_name: str, *, batch_size: int, max_batches: int = 100_000
+    ) -> Iterator[dict[str, Any]]:
+        """What Lambda's SQS event source mapping does: receive a batch, invoke the function, delete the messages it
+        did not report as failed. A batch whose invocation raised comes back whole after its visibility timeout."""
         sqs = self.client("sqs")
-        responses = []
         for _ in range(max_batches):
             received = sqs.receive_message(
-                QueueUrl=self.queue_url, MaxNumberOfMessages=batch_size, AttributeNames=["All"]
+                QueueUrl=queue_url, MaxNumberOfMessages=batch_size, AttributeNames=["All"]
             ).get("Messages", [])
             if not received:
-                break
-            event = {"Records": [_sqs_record(message, self.queue_url) for message in received]}
+                return
+            event = {"Records": [_sqs_record(message, queue_url) for message in received]}
             try:
-                response = self.invoke("fleet_worker", event)
-            except Exception as exc:  # the whole batch failed: every message comes back after its timeout
-                self.errors.append({"source": "fleet_worker", "message": f"{type(exc).__name__}: {exc}"})
+                response = self.invoke(handler_name, event)
+            except Exception as exc:
+                self.errors.append({"source": handler_name, "message": f"{type(exc).__name__}: {exc}"})
                 response = {"batchItemFailures": [{"itemIdentifier": m["MessageId"]} for m in received]}
-            responses.append(response)
             failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
             for message in received:
                 if message["MessageId"] not in failed:
-                    sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-        return responses
+                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            yield response
 
     def run_worker(self, *, for_seconds: float, step: float = 60.0, batch_size: int = 5) -> list[dict[str, Any]]:
         """The fleet worker over a stretch of sandbox time: drain the queue, and while messages wait (delayed, or

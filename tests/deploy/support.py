@@ -122,27 +122,21 @@ def is_allowed(action: str, patterns: list[str]) -> bool:
 
 
 # --- CloudFormation templates ----------------------------------------------------------------------------
-class CfnLoader(yaml.SafeLoader):
-    """Reads CloudFormation YAML: short intrinsics (!Ref, !GetAtt, !Sub, ...) become their long form."""
+def script(name: str) -> Any:
+    """A module of scripts/ (a folder of scripts, not a package), loaded from its file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"gatehouse_script_{name}", REPO / "scripts" / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = str(value).split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    elif isinstance(node, yaml.MappingNode):
-        value = loader.construct_mapping(node, deep=True)
-    else:  # pragma: no cover - YAML has no other node kind
-        raise TypeError(node)
-    return {name: value}
-
-
-CfnLoader.add_multi_constructor("!", _intrinsic)
+# Reads CloudFormation YAML: short intrinsics (!Ref, !GetAtt, !Sub, ...) become their long form. The packaging
+# step reads templates with the same loader (scripts/stage_policies.py).
+CfnLoader: type[yaml.SafeLoader] = script("stage_policies").CfnLoader
 
 
 def load_template(path: Path) -> dict[str, Any]:

@@ -7,7 +7,6 @@ it models is created for real, with the names and environment the functions will
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.deploy.support import INFRA, REPO, load_template
+from tests.deploy.support import INFRA, load_template, script
 
 pytestmark = [pytest.mark.infra, pytest.mark.filterwarnings("ignore::UserWarning")]
 REGION = "eu-west-1"
@@ -35,15 +34,6 @@ def translate(template: dict[str, Any], parameters: dict[str, str]) -> dict[str,
 
     translated: dict[str, Any] = transform(copy.deepcopy(template), parameters, _NoManagedPolicies())
     return translated
-
-
-def _script(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"gatehouse_{name}", REPO / "scripts" / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -95,7 +85,7 @@ def test_the_stage_deploys_updates_and_redeploys_and_the_operators_settings_surv
     template = translate(_gatehouse_template(packaged), parameters)
 
     # scripts/deploy.sh: the parameters first (created once), then the stack.
-    assert _script("parameters").ensure(ssm, "prod")["/gatehouse/prod/settings"] == "created"
+    assert script("parameters").ensure(ssm, "prod")["/gatehouse/prod/settings"] == "created"
     assert _deploy(cfn, "gatehouse-prod", template, parameters) == "CREATE_COMPLETE"
 
     functions = {f["FunctionName"]: f for f in boto3.client("lambda", region_name=REGION).list_functions()["Functions"]}
@@ -125,7 +115,7 @@ def test_the_stage_deploys_updates_and_redeploys_and_the_operators_settings_surv
     changed["Description"] = "Gatehouse, a new version"
     for parameter in changed["Parameters"].values():
         parameter["Description"] = parameter.get("Description", "") + " (reworded)"
-    assert _script("parameters").ensure(ssm, "prod")["/gatehouse/prod/settings"] == "kept"
+    assert script("parameters").ensure(ssm, "prod")["/gatehouse/prod/settings"] == "kept"
     assert _deploy(cfn, "gatehouse-prod", changed, parameters, update=True) == "UPDATE_COMPLETE"
     assert ssm.get_parameter(Name="/gatehouse/prod/settings")["Parameter"]["Value"] == operators
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 
 from chalicelib.adapters.member import session_policy
 from chalicelib.events import ARRIVAL_EVENTS, DEPARTURE_EVENTS
-from tests.deploy.support import INFRA, REPO, cfn_lint, load_template
+from tests.deploy.support import INFRA, cfn_lint, load_template, script
 
 MEMBER_ROLE = INFRA / "member-role.yaml"
 
@@ -58,12 +57,7 @@ def test_the_member_role_trusts_only_this_stages_functions_in_the_gatehouse_acco
 
 
 def _inlined(tmp_path: Path) -> Path:
-    spec = importlib.util.spec_from_file_location("gatehouse_inline", REPO / "scripts" / "inline_member_role.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.main([str(tmp_path)]) == 0
+    assert script("inline_member_role").main([str(tmp_path)]) == 0
     return tmp_path / "management-account.yaml"
 
 

@@ -28,6 +28,7 @@ from tests.deploy.support import (
     function_resources,
     load_policy,
     load_template,
+    script,
 )
 
 FUNCTIONS = sorted(app_functions())
@@ -49,18 +50,6 @@ ALARM_TOPIC = {"Ref": "AlarmTopic"}
 CONSUMED_QUEUES = {"fleet_worker": "WorkQueue", "reconcile_page": "PlanQueue"}
 WORKER_SCALING = {"MaximumConcurrency": 2}  # SQS's least; see infra/resources.yaml and README.md, Reliability
 HEARTBEAT_WINDOW = 26 * 3600  # the daily reconciliation plus two hours
-
-
-def script(name: str) -> Any:
-    """A module of scripts/ (not a package), loaded from its file."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"gatehouse_script_{name}", REPO / "scripts" / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def merge_template() -> dict[str, Any]:
