@@ -19,6 +19,8 @@ rm -rf "$out"
 # Chalice wants a region even though the template uses only pseudo parameters; any region packages the same.
 AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-${AWS_REGION:-us-east-1}}" \
     "${CHALICE:-chalice}" package --stage "$stage" --merge-template infra/resources.yaml "$out"
+# Bytecode in the zip: Lambda cannot cache it, so without it every cold start compiles every module it imports.
+"${PYTHON:-python3}" scripts/compile_package.py "$out/deployment.zip"
 # Every policy scoped to its stage, region and account (the policy files use wildcards: one file, every stage).
 "${PYTHON:-python3}" scripts/stage_policies.py "$out/sam.yaml"
 cp infra/forwarder-us-east-1.yaml "$out/"

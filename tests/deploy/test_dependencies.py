@@ -20,11 +20,13 @@ from tests.deploy.support import REPO
 
 REQUIREMENTS = REPO / "requirements.txt"
 LOCK_SCRIPT = REPO / "scripts" / "lock.py"
-# Lambda allows 250 MB unpacked; 37.8 MB today (botocore alone is 20.9 MB). A dependency that doubles it is a
-# decision to take on purpose: raise this bound in the same change, with the reason.
-UNPACKED_BUDGET_MB = 45
-# Chalice adds its own runtime module (chalice/app.py) beside the app; it is not a distribution.
-APP_FILES = {"app.py", "chalicelib", "chalice"}
+# Lambda allows 250 MB unpacked; 48.3 MB today (botocore alone is 20.9 MB; the bytecode of every module, 10.3 MB,
+# which halves a cold start: scripts/compile_package.py). A dependency that doubles it is a decision to take on
+# purpose: raise this bound in the same change, with the reason.
+UNPACKED_BUDGET_MB = 55
+# Chalice adds its own runtime module (chalice/app.py) beside the app; it is not a distribution. __pycache__: the
+# bytecode of the top-level modules (app.py and single-module distributions), added by scripts/compile_package.py.
+APP_FILES = {"app.py", "chalicelib", "chalice", "__pycache__"}
 
 
 def normalize(name: str) -> str:
@@ -120,3 +122,23 @@ def test_deployment_zip_stays_within_its_size_budget(packaged: Path) -> None:
         unpacked = sum(info.file_size for info in archive.infolist())
 
     assert unpacked < UNPACKED_BUDGET_MB * 1_000_000, f"{unpacked / 1e6:.1f} MB unpacked"
+
+
+@pytest.mark.infra
+def test_every_module_ships_its_bytecode_unchecked(packaged: Path) -> None:
+    """Lambda cannot write bytecode: the package carries it, hash-based and unchecked (flags 0b01, PEP 552), so
+    no cold start compiles a module or stats its source."""
+    with zipfile.ZipFile(packaged / "deployment.zip") as archive:
+        names = set(archive.namelist())
+        sources = [name for name in names if name.endswith(".py")]
+        missing = []
+        for source in sources:
+            folder, _, file = source.rpartition("/")
+            pyc = f"{folder}/__pycache__/{file[:-3]}.cpython-311.pyc".lstrip("/")
+            if pyc not in names:
+                missing.append(source)
+            elif source == "chalicelib/handlers.py":
+                header = archive.read(pyc)[:8]
+                assert int.from_bytes(header[4:8], "little") == 0b01, "not an unchecked hash-based pyc"
+    assert len(sources) > 500
+    assert missing == []
